@@ -57,6 +57,12 @@ export interface StreamTask {
   testTransform: Transform;
   /** Human-readable name, e.g. `mnist rot=45`. */
   name: string;
+  /**
+   * Global labels first seen in this task's training samples (stream order). Test items of class-based streams
+   * (class-incremental, Si-Blurry) are the test samples of exactly these classes, so the test items of tasks
+   * 0..t together cover every class exposed by the end of task t, each once.
+   */
+  newClasses?: number[];
 }
 
 export type StreamKind = 'class-incremental' | 'si-blurry' | 'domain' | 'multi-dataset';

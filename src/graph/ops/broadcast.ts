@@ -1,0 +1,31 @@
+/**
+ * `sumToShape`: the adjoint of numpy broadcasting. Sums a gradient over the axes that broadcasting added or
+ * stretched, so it gets the shape of the operand (used by every elementwise VJP).
+ */
+import { type Dim, type Tensor, dimEq, formatShape, shapeEq } from '../tensor.ts';
+import { reduceSum } from './reduce.ts';
+import { squeeze } from './shape.ts';
+
+/**
+ * Reduces `x` (a broadcast result) to `shape`: ReduceSum over leading extra axes and over axes where `shape`
+ * has 1 and `x` has not, then drops the leading axes. Throws if `shape` does not broadcast to `x.shape`.
+ */
+export function sumToShape(x: Tensor, shape: readonly Dim[]): Tensor {
+  if (shapeEq(x.shape, shape)) return x;
+  const lead = x.shape.length - shape.length;
+  if (lead < 0) throw new Error(`sumToShape: ${formatShape(x.shape)} has lower rank than ${formatShape(shape)}`);
+  const axes: number[] = [];
+  for (let i = 0; i < x.shape.length; i++) {
+    if (i < lead) {
+      axes.push(i);
+      continue;
+    }
+    const want = shape[i - lead]!;
+    const have = x.shape[i]!;
+    if (dimEq(want, have)) continue;
+    if (want === 1) axes.push(i);
+    else throw new Error(`sumToShape: ${formatShape(x.shape)} is not a broadcast of ${formatShape(shape)}`);
+  }
+  const r = reduceSum(x, axes, true);
+  return lead > 0 ? squeeze(r, Array.from({ length: lead }, (_, i) => i)) : r;
+}

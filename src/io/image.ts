@@ -1,0 +1,250 @@
+/**
+ * Image decoding (PNG, JPEG) to 8-bit HWC pixels, and PNG encoding for fixtures.
+ *
+ * Backends: `sharp` (libvips) when the optional dependency can be imported, else pure JS (`pngjs` for PNG,
+ * `jpeg-js` for JPEG). Both give the same pixels on PNG (lossless); on JPEG they differ by a few levels because the
+ * IDCT and chroma up-sampling differ.
+ *
+ * Channel policy: grayscale sources (PNG colour types 0/4, single-component JPEG) decode to `channels: 1`, every
+ * other source to `channels: 3` (RGB). Alpha is dropped without compositing (the colour values are kept as stored,
+ * like PIL's `convert('RGB')`). 16-bit PNG samples are reduced to 8 bits by keeping the high byte (as PIL and
+ * libvips do). EXIF orientation is not applied (PIL does not apply it either).
+ */
+import { readFile } from 'node:fs/promises';
+import type { Image } from '../data/types.ts';
+import pngjs from 'pngjs';
+import * as jpegJs from 'jpeg-js';
+
+export type { Image } from '../data/types.ts';
+/** Alias kept for callers that know the decoded image as an RGB image. */
+export type RgbImage = Image;
+
+export type ImageFormat = 'png' | 'jpeg';
+export type ImageBackend = 'sharp' | 'js';
+
+export interface DecodeOptions {
+  /** `auto` (default): sharp when available, else pure JS. `sharp` fails if sharp cannot be loaded. */
+  backend?: 'auto' | ImageBackend;
+}
+
+const PNG_MAGIC = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
+
+/** Detects PNG or JPEG by the leading magic bytes; null when neither. */
+export function detectImageFormat(bytes: Uint8Array): ImageFormat | null {
+  if (bytes.length >= 8 && PNG_MAGIC.every((b, i) => bytes[i] === b)) return 'png';
+  if (bytes.length >= 3 && bytes[0] === 0xff && bytes[1] === 0xd8 && bytes[2] === 0xff) return 'jpeg';
+  return null;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// sharp loading (optional dependency)
+
+type SharpModule = typeof import('sharp');
+type SharpFactory = SharpModule extends { default: infer D } ? D : never;
+
+let sharpPromise: Promise<SharpFactory | null> | null = null;
+
+/** Imports sharp once; resolves to null when it is not installed or its native part fails to load. */
+function loadSharp(): Promise<SharpFactory | null> {
+  if (sharpPromise === null) {
+    sharpPromise = import('sharp').then(
+      (m) => (m as unknown as { default: SharpFactory }).default ?? (m as unknown as SharpFactory),
+      () => null,
+    );
+  }
+  return sharpPromise;
+}
+
+/** The backend `decodeImage` uses by default on this machine. */
+export async function defaultImageBackend(): Promise<ImageBackend> {
+  return (await loadSharp()) !== null ? 'sharp' : 'js';
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// decoding
+
+/**
+ * Decodes PNG or JPEG bytes to 8-bit pixels (see the module comment for the channel policy). `source` names the
+ * file in error messages.
+ */
+export async function decodeImage(bytes: Uint8Array, source: string, opts: DecodeOptions = {}): Promise<Image> {
+  const format = detectImageFormat(bytes);
+  if (format === null) {
+    const head = Array.from(bytes.subarray(0, 8), (b) => b.toString(16).padStart(2, '0')).join(' ');
+    throw new Error(`image ${source}: unknown image format (expected PNG or JPEG; first bytes: ${head || 'none'})`);
+  }
+  const backend = opts.backend ?? 'auto';
+  const sharp = backend === 'js' ? null : await loadSharp();
+  if (backend === 'sharp' && sharp === null) throw new Error(`image ${source}: the sharp backend is not available`);
+  try {
+    if (sharp !== null) return await decodeWithSharp(sharp, bytes, format);
+    return format === 'png' ? decodePngJs(bytes) : decodeJpegJs(bytes);
+  } catch (e) {
+    throw new Error(`image ${source}: cannot decode ${format.toUpperCase()} (${(e as Error).message})`);
+  }
+}
+
+/** Reads and decodes an image file; errors name the path. */
+export async function readImage(path: string, opts: DecodeOptions = {}): Promise<Image> {
+  let bytes: Uint8Array;
+  try {
+    bytes = await readFile(path);
+  } catch (e) {
+    throw new Error(`image ${path}: cannot read file (${(e as Error).message})`);
+  }
+  return decodeImage(bytes, path, opts);
+}
+
+async function decodeWithSharp(sharp: SharpFactory, bytes: Uint8Array, format: ImageFormat): Promise<Image> {
+  const input = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const gray = format === 'png' ? pngIsGray(bytes) : jpegComponents(bytes) === 1;
+  const pipeline = sharp(input, { failOn: 'error' })
+    .removeAlpha()
+    .toColourspace(gray ? 'b-w' : 'srgb')
+    .raw({ depth: 'uchar' });
+  const { data, info } = await pipeline.toBuffer({ resolveWithObject: true });
+  const channels = gray ? 1 : 3;
+  if (info.channels !== channels) {
+    throw new Error(`sharp returned ${info.channels} channels, expected ${channels}`);
+  }
+  return { width: info.width, height: info.height, channels, pixels: new Uint8Array(data.buffer, data.byteOffset, data.byteLength) };
+}
+
+// ---- PNG (pngjs) ----
+
+/** Iterates the chunks of a PNG: [length u32 BE][type 4 bytes][data][crc]. */
+function* pngChunks(bytes: Uint8Array): Generator<{ type: string; start: number; end: number; dataStart: number }> {
+  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  let pos = 8;
+  while (pos + 12 <= bytes.length) {
+    const len = dv.getUint32(pos);
+    const type = String.fromCharCode(bytes[pos + 4]!, bytes[pos + 5]!, bytes[pos + 6]!, bytes[pos + 7]!);
+    const end = pos + 12 + len;
+    yield { type, start: pos, end: Math.min(end, bytes.length), dataStart: pos + 8 };
+    if (type === 'IEND') return;
+    pos = end;
+  }
+}
+
+/** PNG colour type from IHDR (byte 9 of its data); 0 = gray, 2 = RGB, 3 = palette, 4 = gray+alpha, 6 = RGBA. */
+function pngColorType(bytes: Uint8Array): number {
+  for (const c of pngChunks(bytes)) {
+    if (c.type === 'IHDR') return bytes[c.dataStart + 9] ?? -1;
+    break;
+  }
+  throw new Error('missing IHDR chunk');
+}
+
+function pngIsGray(bytes: Uint8Array): boolean {
+  const t = pngColorType(bytes);
+  return t === 0 || t === 4;
+}
+
+/**
+ * A copy of the PNG without its tRNS chunk: pngjs zeroes the colour of colour-keyed transparent pixels, whereas we
+ * drop alpha and keep the stored colours.
+ */
+function withoutTrns(bytes: Uint8Array): Uint8Array {
+  const parts: Uint8Array[] = [bytes.subarray(0, 8)];
+  let found = false;
+  for (const c of pngChunks(bytes)) {
+    if (c.type === 'tRNS') found = true;
+    else parts.push(bytes.subarray(c.start, c.end));
+  }
+  if (!found) return bytes;
+  return Buffer.concat(parts);
+}
+
+function decodePngJs(bytes: Uint8Array): Image {
+  const colorType = pngColorType(bytes);
+  const buf = withoutTrns(bytes);
+  const input = Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength);
+  const png = pngjs.PNG.sync.read(input, { skipRescale: true });
+  // data is RGBA; 16-bit images come back as 16-bit samples (skipRescale), low bit depths are already scaled to 8
+  const depth = png.depth;
+  const rgba = png.data as unknown as ArrayLike<number>;
+  const gray = colorType === 0 || colorType === 4;
+  const channels: 1 | 3 = gray ? 1 : 3;
+  const n = png.width * png.height;
+  const pixels = new Uint8Array(n * channels);
+  if (depth === 16) {
+    for (let i = 0; i < n; i++) for (let c = 0; c < channels; c++) pixels[i * channels + c] = rgba[i * 4 + c]! >>> 8;
+  } else if (depth === 8 || colorType === 3) {
+    for (let i = 0; i < n; i++) for (let c = 0; c < channels; c++) pixels[i * channels + c] = rgba[i * 4 + c]!;
+  } else {
+    // gray at 1/2/4 bits: with skipRescale pngjs leaves the raw sample; scale v·255/(2^depth−1) (exact: 255, 85, 17)
+    const mul = 255 / (2 ** depth - 1);
+    for (let i = 0; i < n; i++) for (let c = 0; c < channels; c++) pixels[i * channels + c] = rgba[i * 4 + c]! * mul;
+  }
+  return { width: png.width, height: png.height, channels, pixels };
+}
+
+// ---- JPEG (jpeg-js) ----
+
+/** Number of colour components from the first SOF marker of a JPEG; 0 when none is found. */
+export function jpegComponents(bytes: Uint8Array): number {
+  let pos = 2;
+  while (pos + 4 <= bytes.length) {
+    if (bytes[pos] !== 0xff) return 0;
+    const marker = bytes[pos + 1]!;
+    if (marker === 0xff) {
+      pos++; // fill byte
+      continue;
+    }
+    if (marker === 0xd8 || (marker >= 0xd0 && marker <= 0xd7) || marker === 0x01) {
+      pos += 2;
+      continue;
+    }
+    const len = (bytes[pos + 2]! << 8) | bytes[pos + 3]!;
+    const isSof = marker >= 0xc0 && marker <= 0xcf && marker !== 0xc4 && marker !== 0xc8 && marker !== 0xcc;
+    // SOF segment: length(2) precision(1) height(2) width(2) components(1)
+    if (isSof) return bytes[pos + 9] ?? 0;
+    if (marker === 0xda || marker === 0xd9) return 0; // start of scan / end before any SOF
+    pos += 2 + len;
+  }
+  return 0;
+}
+
+function decodeJpegJs(bytes: Uint8Array): Image {
+  const components = jpegComponents(bytes);
+  const img = jpegJs.decode(bytes, { useTArray: true, formatAsRGBA: false, tolerantDecoding: false });
+  const n = img.width * img.height;
+  if (components === 1) {
+    const pixels = new Uint8Array(n);
+    for (let i = 0; i < n; i++) pixels[i] = img.data[i * 3]!;
+    return { width: img.width, height: img.height, channels: 1, pixels };
+  }
+  return { width: img.width, height: img.height, channels: 3, pixels: img.data };
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// encoding
+
+/** Encodes an image as an 8-bit PNG (gray for 1 channel, RGB for 3) with pngjs. */
+export function encodePng(img: Image): Uint8Array {
+  const { width, height, channels, pixels } = img;
+  if (channels !== 1 && channels !== 3) throw new Error(`encodePng: channels must be 1 or 3, got ${channels}`);
+  if (pixels.length !== width * height * channels) {
+    throw new Error(`encodePng: ${pixels.length} bytes do not match ${width}×${height}×${channels}`);
+  }
+  const input = Buffer.from(pixels.buffer, pixels.byteOffset, pixels.byteLength);
+  const out = pngjs.PNG.sync.write(
+    Object.assign(new pngjs.PNG({ width, height }), { data: input }),
+    channels === 1
+      ? { colorType: 0, inputColorType: 0, inputHasAlpha: false }
+      : { colorType: 2, inputColorType: 2, inputHasAlpha: false },
+  );
+  return new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
+}
+
+/** Encodes an image as a baseline JPEG with jpeg-js (quality 1..100); grayscale is written as RGB. For fixtures. */
+export function encodeJpeg(img: Image, quality = 90): Uint8Array {
+  const { width, height, channels, pixels } = img;
+  const rgba = new Uint8Array(width * height * 4);
+  for (let i = 0; i < width * height; i++) {
+    for (let c = 0; c < 3; c++) rgba[i * 4 + c] = pixels[i * channels + (channels === 1 ? 0 : c)]!;
+    rgba[i * 4 + 3] = 255;
+  }
+  const out = jpegJs.encode({ width, height, data: rgba }, quality);
+  return new Uint8Array(out.data.buffer, out.data.byteOffset, out.data.byteLength);
+}

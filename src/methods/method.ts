@@ -1,0 +1,155 @@
+/**
+ * The contract between the online runner and a continual-learning method (Mammoth-style: one small file per
+ * method, each with a zod option schema, registered by name in `registry.ts`).
+ *
+ * Life cycle, driven by `src/run/runner.ts` for one pass over a stream:
+ *
+ *   create(options, env)
+ *   for each task t:
+ *     beginTask(t)                       -- only when the run exposes task boundaries
+ *     for each incoming batch:
+ *       predict(batch)                   -- prequential accuracy, before any training on it
+ *       observe(batch ⊕ replay) × steps  -- `onlineIter` steps, each re-materialised / re-augmented
+ *       (runner updates the replay memory)
+ *       predict(test chunks)             -- anytime evaluation every `evalPeriod` samples
+ *     endTask(t)                         -- only when the run exposes task boundaries
+ *     predict(test chunks)               -- end-of-task evaluation (always)
+ *   dispose()
+ *
+ * All hooks are async so that methods may run ONNX sessions, hold an engine and a model, or train.
+ */
+import type { Image, StreamItem } from '../data/types.ts';
+import type { ReplayMemory } from '../data/replay.ts';
+import type { Rng } from '../util/rng.ts';
+
+/** What a method is told about a task when boundaries are visible. */
+export interface TaskInfo {
+  /** Task index in stream order (0-based). */
+  id: number;
+  /** Human-readable name from the stream, e.g. `mnist rot=45`. */
+  name: string;
+  /** Global labels occurring in this task's training samples. */
+  classes: readonly number[];
+  /** Number of training samples in the task. */
+  size: number;
+  /** Number of tasks in the stream. */
+  numTasks: number;
+}
+
+/**
+ * One training step's input. The first `numIncoming` entries are the incoming stream samples; the rest come
+ * from the replay memory. `images[i]` is the (augmented) image of `items[i]`, `labels[i] === items[i].label`.
+ */
+export interface TrainBatch {
+  images: Image[];
+  labels: Int32Array;
+  items: StreamItem[];
+  numIncoming: number;
+}
+
+/** Facts about the stream that every hook may use. */
+export interface StreamView {
+  /** Global class names (index = label). */
+  readonly classNames: readonly string[];
+  /** Prompt templates (with `{}`) for a global label. */
+  templatesFor(label: number): readonly string[];
+  /** Stream kind (`class-incremental`, `si-blurry`, `domain`, `multi-dataset`). */
+  readonly kind: string;
+}
+
+/** Context of one `observe` call. */
+export interface ObserveContext extends StreamView {
+  /** The method's own random stream (forked from the run seed). */
+  rng: Rng;
+  /** The run's replay memory (`null` when the run has none). Read it; the runner updates it after the steps. */
+  memory: ReplayMemory | null;
+  /** Index of this step among the steps on the current incoming batch (0-based; `online_iter` index). */
+  step: number;
+  /** Number of steps on the current incoming batch. */
+  stepsThisBatch: number;
+  /** Labels exposed so far (in order of first appearance), including this batch's classes. */
+  exposedClasses: readonly number[];
+  /** Stream samples seen before this batch. */
+  samplesSeen: number;
+  /** Index of the incoming batch in the stream (0-based, across tasks). */
+  batchIndex: number;
+  /** The current task, or `null` when the run hides task boundaries. */
+  task: TaskInfo | null;
+  /** Reports time spent in a method-specific phase (e.g. `merge`, `finetune`); shows up in cost.json. */
+  reportPhase(name: string, ms: number): void;
+}
+
+/** Context of a `predict` call. */
+export interface PredictContext extends StreamView {
+  /** Labels exposed so far. */
+  exposedClasses: readonly number[];
+  /** Why the runner predicts: prequential (`online`), `anytime`, `task_end` or `baseline` (before training). */
+  purpose: 'online' | 'anytime' | 'task_end' | 'baseline';
+  /** Reports time spent in a method-specific phase. */
+  reportPhase(name: string, ms: number): void;
+}
+
+/** Context of `beginTask`/`endTask`. */
+export interface TaskContext extends StreamView {
+  rng: Rng;
+  memory: ReplayMemory | null;
+  exposedClasses: readonly number[];
+  samplesSeen: number;
+  reportPhase(name: string, ms: number): void;
+}
+
+/** Optional result of a training step (logged with the batch event). */
+export interface ObserveResult {
+  /** Training loss of the step. */
+  loss?: number;
+  /** Any scalar diagnostics (e.g. number of experts). */
+  info?: Record<string, number | string | boolean>;
+}
+
+/** Parameter counts a method reports for cost.json. */
+export interface CostInfo {
+  /** Parameters updated by training. */
+  trainableParams: number;
+  /** All parameters the method holds (frozen backbone included). */
+  totalParams: number;
+  /** Anything else worth reporting (experts, subnets, adapter params, state floats...). */
+  extra?: Record<string, number>;
+}
+
+/** An online continual learner. */
+export interface Method {
+  readonly name: string;
+  /** Called at the start of each task, only when the run exposes task boundaries. */
+  beginTask?(task: TaskInfo, ctx: TaskContext): Promise<void>;
+  /** One online training step on `batch` (incoming samples first, replay samples after). */
+  observe(batch: TrainBatch, ctx: ObserveContext): Promise<ObserveResult | void>;
+  /** Called at the end of each task, only when the run exposes task boundaries. */
+  endTask?(task: TaskInfo, ctx: TaskContext): Promise<void>;
+  /**
+   * Predicts one global label per image, chosen among `candidates` (global labels). A method that cannot
+   * decide (e.g. no class mean yet) returns -1, which counts as wrong.
+   */
+  predict(images: Image[], candidates: readonly number[], ctx: PredictContext): Promise<Int32Array>;
+  /** Parameter counts for cost.json. */
+  describeCost(): CostInfo;
+  /** Releases sessions, engines, buffers. */
+  dispose?(): Promise<void>;
+}
+
+/** Maps images to feature vectors (e.g. a CLIP image encoder); one Float32Array per image, same length. */
+export type FeatureFn = (images: Image[]) => Promise<Float32Array[]>;
+
+/**
+ * What the caller provides when creating a method: the stream's facts, a seeded rng, and named resources
+ * (feature extractors, engines, models) that CLIP-based methods look up by name.
+ */
+export interface MethodEnv {
+  stream: StreamView;
+  rng: Rng;
+  /** Named feature extractors, e.g. `{ 'clip-image': fn }`; NCM's `features: 'clip-image'` looks one up. */
+  featureFns?: Readonly<Record<string, FeatureFn>>;
+  /** Any other named resources (an ONNX engine, a loaded model, a folder with weights...). */
+  resources?: Readonly<Record<string, unknown>>;
+  /** Folder against which a method resolves relative paths in its options (the config file's folder). */
+  baseDir?: string;
+}

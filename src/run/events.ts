@@ -1,0 +1,102 @@
+/**
+ * Typed events the runner emits through its callback (it never prints). The CLI turns them into progress
+ * lines; the run folder stores them, one JSON object per line, in `events.jsonl`.
+ */
+import type { RunMetrics } from '../eval/metrics.ts';
+
+export interface RunStartEvent {
+  type: 'run_start';
+  kind: string;
+  tasks: number;
+  /** Training samples in the whole stream. */
+  trainSamples: number;
+  classes: number;
+  taskBoundaries: boolean;
+}
+
+export interface TaskStartEvent {
+  type: 'task_start';
+  task: number;
+  name: string;
+  size: number;
+  classes: number[];
+}
+
+/** One incoming batch: prequential result (predicted before training) and the training steps done on it. */
+export interface BatchEvent {
+  type: 'batch';
+  task: number;
+  /** Batch index across the stream. */
+  batch: number;
+  n: number;
+  /** Incoming samples predicted correctly before training on them. */
+  correct: number;
+  /** Stream samples seen after this batch. */
+  samplesSeen: number;
+  /** Number of training steps on this batch (`onlineIter`). */
+  steps: number;
+  /** Replay samples concatenated at each step. */
+  replay: number[];
+  /** Classes exposed for the first time by this batch. */
+  newClasses: number[];
+  /** Mean loss over the steps, when the method reports one. */
+  loss?: number;
+  info?: Record<string, number | string | boolean>;
+}
+
+/** Anytime evaluation on the test samples of all exposed classes. */
+export interface EvalEvent {
+  type: 'eval';
+  samplesSeen: number;
+  accuracy: number;
+  /** Test samples evaluated. */
+  n: number;
+  exposed: number;
+}
+
+/** Accuracy of the untrained model on every task (b_i, for FWT). */
+export interface BaselineEvent {
+  type: 'baseline';
+  accuracies: Array<number | null>;
+}
+
+/** End-of-task evaluation: the accuracy-matrix row and the per-class accuracies on exposed classes. */
+export interface TaskEndEvent {
+  type: 'task_end';
+  task: number;
+  samplesSeen: number;
+  /** Sample-pooled accuracy on the test samples of all exposed classes (null if there are none). */
+  accuracy: number | null;
+  n: number;
+  /** A[task][j] for every task j (null = not evaluated). */
+  row: Array<number | null>;
+  /** Global label → accuracy, for every exposed class with test samples. */
+  classAcc: Record<string, number>;
+}
+
+/** Time spent in a notable phase: task hooks, and phases a method reports (merges, fine-tunes: the spikes). */
+export interface PhaseEvent {
+  type: 'phase';
+  name: string;
+  ms: number;
+  task: number;
+  samplesSeen: number;
+}
+
+export interface RunEndEvent {
+  type: 'run_end';
+  samplesSeen: number;
+  metrics: RunMetrics;
+  /** Milliseconds per phase. */
+  timings: Record<string, number>;
+}
+
+export type RunEvent =
+  | RunStartEvent
+  | TaskStartEvent
+  | BatchEvent
+  | EvalEvent
+  | BaselineEvent
+  | TaskEndEvent
+  | PhaseEvent
+  | RunEndEvent;

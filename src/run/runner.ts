@@ -1,0 +1,362 @@
+/**
+ * The online continual-learning runner: one pass over a {@link Stream}, LifeLong-CLIP style.
+ *
+ * For each task, its training samples arrive in batches of `batchSize` (in stream order, never crossing a task
+ * boundary). For each incoming batch:
+ *   1. newly seen labels join `exposedClasses` (order of first appearance);
+ *   2. prequential prediction on the batch (test transform) among the exposed classes — including this batch's
+ *      labels, whose names arrive with the batch — BEFORE any training: the online accuracy;
+ *   3. `steps` training steps (`onlineIter`; a fractional value accumulates, e.g. 0.5 → a step every second
+ *      batch, as in Si-Blurry); each step re-materialises the batch with the train transform (fresh
+ *      augmentation) and concatenates `memoryBatchSize` replay samples drawn from the memory;
+ *   4. the incoming samples are offered to the replay memory (reservoir by default);
+ *   5. anytime evaluation once `samplesSeen` reaches the next multiple of `evalPeriod`, on the test samples of
+ *      all exposed classes (domain streams: of the tasks seen so far), among the exposed classes.
+ * At the end of each task (whether or not the method sees boundaries — these are the metrics' sampling
+ * points): the pooled accuracy and per-class accuracies on the exposed classes' test samples, and the
+ * accuracy-matrix row A[t][j] for j ≤ t (all j with `evalFutureTasks`).
+ *
+ * Candidate classes for the matrix row (`evalCandidates`): `exposed` — the exposed classes plus task j's own
+ * (class-incremental protocol); `task` — task j's classes only (task-incremental, the MTIL protocol).
+ */
+import type { Stream, StreamItem, StreamTask } from '../data/types.ts';
+import type { ReplayMemory } from '../data/replay.ts';
+import { materialize } from '../data/batch.ts';
+import type { Method, ObserveContext, PredictContext, StreamView, TaskContext, TaskInfo } from '../methods/method.ts';
+import type { AnytimePoint, ClassAccRow, MetricLog, OnlineTally, RunMetrics } from '../eval/metrics.ts';
+import { computeMetrics } from '../eval/metrics.ts';
+import { countCorrect, classTally } from '../eval/accuracy.ts';
+import type { CostInfo } from '../methods/method.ts';
+import { Rng } from '../util/rng.ts';
+import type { RunEvent } from './events.ts';
+import { EvalRound, dedupe } from './evaluator.ts';
+
+export interface RunnerOptions {
+  /** Incoming stream samples per batch. */
+  batchSize: number;
+  /** Training steps per incoming batch (`online_iter`); fractional values accumulate across batches. */
+  onlineIter: number;
+  /** Anytime evaluation every this many stream samples; 0 disables it. */
+  evalPeriod: number;
+  /** Test images per `predict` call. */
+  evalBatchSize: number;
+  /** Whether the method is told about task boundaries (`beginTask`/`endTask`). */
+  taskBoundaries: boolean;
+  /** Replay samples concatenated to each training step (0 = no replay in the steps). */
+  memoryBatchSize: number;
+  /** Fill the whole accuracy matrix (j > t too) for Transfer/FWT. */
+  evalFutureTasks: boolean;
+  /** Candidate classes for matrix entries: see the module comment. */
+  evalCandidates: 'exposed' | 'task';
+  /** Evaluate every task before any training (b_i for FWT). */
+  baseline: boolean;
+}
+
+export const DEFAULT_RUNNER_OPTIONS: RunnerOptions = {
+  batchSize: 16,
+  onlineIter: 1,
+  evalPeriod: 1000,
+  evalBatchSize: 64,
+  taskBoundaries: true,
+  memoryBatchSize: 0,
+  evalFutureTasks: false,
+  evalCandidates: 'exposed',
+  baseline: false,
+};
+
+export interface RunInput {
+  stream: Stream;
+  method: Method;
+  /** The replay memory the runner fills (and the method may read); `null` for none. */
+  memory: ReplayMemory | null;
+  options?: Partial<RunnerOptions>;
+  /** Seed or generator for replay sampling, augmentation and the method's context rng. */
+  rng: Rng | number;
+  onEvent?: (e: RunEvent) => void;
+}
+
+/** The raw data logged by a run (a mutable {@link MetricLog}). */
+export interface RunLog extends MetricLog {
+  anytime: AnytimePoint[];
+  taskAcc: Array<number | null>;
+  classAcc: ClassAccRow[];
+  matrix: Array<Array<number | null>>;
+  online: OnlineTally[];
+  baseline: Array<number | null> | null;
+}
+
+export interface RunResult {
+  log: RunLog;
+  metrics: RunMetrics;
+  /** Milliseconds per phase: `data`, `online_eval`, `train`, `memory`, `eval`, `begin_task`, `end_task`,
+   *  `method:<name>` (reported by the method; contained in the phase that was running), `total`. */
+  timings: Record<string, number>;
+  samplesSeen: number;
+  /** Incoming batches processed and training steps taken. */
+  batches: number;
+  steps: number;
+  cost: CostInfo;
+  options: RunnerOptions;
+}
+
+/** Validates runner options; throws naming the option. */
+export function checkRunnerOptions(o: RunnerOptions): void {
+  const posInt = (k: keyof RunnerOptions) => {
+    const v = o[k];
+    if (typeof v !== 'number' || !Number.isInteger(v) || v <= 0) throw new Error(`run.${k}: expected a positive integer, got ${String(v)}`);
+  };
+  posInt('batchSize');
+  posInt('evalBatchSize');
+  if (!(o.onlineIter > 0) || !Number.isFinite(o.onlineIter)) throw new Error(`run.onlineIter: expected a positive number, got ${o.onlineIter}`);
+  if (!Number.isInteger(o.evalPeriod) || o.evalPeriod < 0) throw new Error(`run.evalPeriod: expected an integer ≥ 0, got ${o.evalPeriod}`);
+  if (!Number.isInteger(o.memoryBatchSize) || o.memoryBatchSize < 0) {
+    throw new Error(`run.memory.batchSize: expected an integer ≥ 0, got ${o.memoryBatchSize}`);
+  }
+}
+
+function now(): number {
+  return performance.now();
+}
+
+/** Runs `method` over one pass of `stream`; see the module comment for the protocol. */
+export async function runStream(input: RunInput): Promise<RunResult> {
+  const options: RunnerOptions = { ...DEFAULT_RUNNER_OPTIONS, ...input.options };
+  checkRunnerOptions(options);
+  const { stream, method, memory } = input;
+  const emit = input.onEvent ?? (() => {});
+  const root = typeof input.rng === 'number' ? new Rng(input.rng) : input.rng;
+  const dataRng = root.fork(); // augmentation of training batches
+  const memRng = root.fork(); // replay sampling and reservoir updates
+  const methodRng = root.fork(); // handed to the method in its contexts
+  const evalRng = root.fork(); // test materialisation (deterministic transforms normally ignore it)
+
+  const T = stream.tasks.length;
+  const timings: Record<string, number> = {};
+  const addTime = (k: string, ms: number) => (timings[k] = (timings[k] ?? 0) + ms);
+
+  const exposed: number[] = [];
+  const exposedSet = new Set<number>();
+  let samplesSeen = 0;
+  let batchIndex = 0;
+  let currentTask = 0;
+
+  const view: StreamView = { classNames: stream.classNames, templatesFor: (l) => stream.templatesFor(l), kind: stream.kind };
+  const reportPhase = (name: string, ms: number) => {
+    addTime(`method:${name}`, ms);
+    emit({ type: 'phase', name, ms, task: currentTask, samplesSeen });
+  };
+  const predictCtx = (purpose: PredictContext['purpose']): PredictContext => ({
+    ...view,
+    exposedClasses: exposed,
+    purpose,
+    reportPhase,
+  });
+  const taskCtx = (): TaskContext => ({ ...view, rng: methodRng, memory, exposedClasses: exposed, samplesSeen, reportPhase });
+  const taskInfo = (t: StreamTask): TaskInfo => ({ id: t.id, name: t.name, classes: t.classes, size: t.train.length, numTasks: T });
+
+  const perTaskTest = stream.kind === 'domain';
+  /** Test items of the exposed classes: all tasks (deduplicated), or in domain streams the tasks seen so far. */
+  const exposedTestItems = (): StreamItem[] => {
+    const tasks = perTaskTest ? stream.tasks.slice(0, currentTask + 1) : stream.tasks;
+    const all = tasks.flatMap((t) => t.test.filter((it) => exposedSet.has(it.label)));
+    return dedupe(all, perTaskTest);
+  };
+  const candidatesFor = (j: number): number[] => {
+    const own = stream.tasks[j]!.classes;
+    if (options.evalCandidates === 'task') return [...own];
+    return [...exposed, ...own.filter((c) => !exposedSet.has(c))];
+  };
+
+  const log: RunLog = {
+    anytime: [],
+    taskAcc: [],
+    classAcc: [],
+    matrix: Array.from({ length: T }, () => Array<number | null>(T).fill(null)),
+    online: [],
+    baseline: null,
+  };
+
+  emit({
+    type: 'run_start',
+    kind: stream.kind,
+    tasks: T,
+    trainSamples: stream.tasks.reduce((s, t) => s + t.train.length, 0),
+    classes: stream.classNames.length,
+    taskBoundaries: options.taskBoundaries,
+  });
+  const tStart = now();
+
+  if (options.baseline) {
+    const t0 = now();
+    const round = new EvalRound(stream, method, options.evalBatchSize, evalRng, predictCtx('baseline'));
+    const accs: Array<number | null> = [];
+    for (let j = 0; j < T; j++) {
+      const items = stream.tasks[j]!.test;
+      if (items.length === 0) {
+        accs.push(null);
+        continue;
+      }
+      const preds = await round.predict(items, candidatesFor(j));
+      accs.push(countCorrect(preds, items.map((i) => i.label)) / items.length);
+    }
+    log.baseline = accs;
+    addTime('eval', now() - t0);
+    emit({ type: 'baseline', accuracies: accs });
+  }
+
+  let iterCredit = 0;
+  let totalSteps = 0;
+  let nextEval = options.evalPeriod;
+
+  for (let t = 0; t < T; t++) {
+    currentTask = t;
+    const task = stream.tasks[t]!;
+    emit({ type: 'task_start', task: t, name: task.name, size: task.train.length, classes: [...task.classes] });
+    const info = taskInfo(task);
+    if (options.taskBoundaries && method.beginTask) {
+      const t0 = now();
+      await method.beginTask(info, taskCtx());
+      const ms = now() - t0;
+      addTime('begin_task', ms);
+      emit({ type: 'phase', name: 'begin_task', ms, task: t, samplesSeen });
+    }
+
+    for (let s = 0; s < task.train.length; s += options.batchSize) {
+      const items = task.train.slice(s, s + options.batchSize);
+      const labels = Int32Array.from(items, (i) => i.label);
+      const newClasses: number[] = [];
+      for (const y of labels) {
+        if (!exposedSet.has(y)) {
+          exposedSet.add(y);
+          exposed.push(y);
+          newClasses.push(y);
+        }
+      }
+
+      // prequential: predict before training
+      let t0 = now();
+      const testImages = materialize(items, stream.tasks, false, evalRng);
+      const preds = await method.predict(testImages, [...exposed], predictCtx('online'));
+      const correct = countCorrect(preds, labels);
+      log.online.push({ correct, total: items.length });
+      addTime('online_eval', now() - t0);
+
+      // training steps
+      iterCredit += options.onlineIter;
+      const steps = Math.floor(iterCredit + 1e-9);
+      iterCredit -= steps;
+      totalSteps += steps;
+      const replayCounts: number[] = [];
+      const losses: number[] = [];
+      let lastInfo: Record<string, number | string | boolean> | undefined;
+      for (let step = 0; step < steps; step++) {
+        t0 = now();
+        let replay: StreamItem[] = [];
+        if (memory && options.memoryBatchSize > 0 && memory.size > 0) {
+          replay = memory.sample(Math.min(options.memoryBatchSize, memory.size), memRng);
+        }
+        addTime('memory', now() - t0);
+        replayCounts.push(replay.length);
+
+        t0 = now();
+        const all = replay.length > 0 ? items.concat(replay) : items;
+        const images = materialize(all, stream.tasks, true, dataRng);
+        addTime('data', now() - t0);
+
+        t0 = now();
+        const ctx: ObserveContext = {
+          ...view,
+          rng: methodRng,
+          memory,
+          step,
+          stepsThisBatch: steps,
+          exposedClasses: exposed,
+          samplesSeen,
+          batchIndex,
+          task: options.taskBoundaries ? info : null,
+          reportPhase,
+        };
+        const r = await method.observe({ images, labels: Int32Array.from(all, (i) => i.label), items: all, numIncoming: items.length }, ctx);
+        addTime('train', now() - t0);
+        if (r && typeof r.loss === 'number') losses.push(r.loss);
+        if (r && r.info) lastInfo = r.info;
+      }
+
+      // memory update after the steps
+      if (memory) {
+        t0 = now();
+        for (const it of items) memory.add(it, memRng);
+        addTime('memory', now() - t0);
+      }
+      samplesSeen += items.length;
+      emit({
+        type: 'batch',
+        task: t,
+        batch: batchIndex,
+        n: items.length,
+        correct,
+        samplesSeen,
+        steps,
+        replay: replayCounts,
+        newClasses,
+        ...(losses.length > 0 ? { loss: losses.reduce((a, b) => a + b, 0) / losses.length } : {}),
+        ...(lastInfo ? { info: lastInfo } : {}),
+      });
+      batchIndex++;
+
+      // anytime evaluation
+      if (options.evalPeriod > 0 && samplesSeen >= nextEval) {
+        t0 = now();
+        const test = exposedTestItems();
+        if (test.length > 0) {
+          const round = new EvalRound(stream, method, options.evalBatchSize, evalRng, predictCtx('anytime'));
+          const p = await round.predict(test, [...exposed]);
+          const acc = countCorrect(p, test.map((i) => i.label)) / test.length;
+          log.anytime.push({ samplesSeen, accuracy: acc });
+          emit({ type: 'eval', samplesSeen, accuracy: acc, n: test.length, exposed: exposed.length });
+        }
+        nextEval = (Math.floor(samplesSeen / options.evalPeriod) + 1) * options.evalPeriod;
+        addTime('eval', now() - t0);
+      }
+    }
+
+    if (options.taskBoundaries && method.endTask) {
+      const t0 = now();
+      await method.endTask(info, taskCtx());
+      const ms = now() - t0;
+      addTime('end_task', ms);
+      emit({ type: 'phase', name: 'end_task', ms, task: t, samplesSeen });
+    }
+
+    // end-of-task evaluation
+    const t0 = now();
+    const round = new EvalRound(stream, method, options.evalBatchSize, evalRng, predictCtx('task_end'));
+    const test = exposedTestItems();
+    let pooled: number | null = null;
+    const classAcc: Record<string, number> = {};
+    if (test.length > 0) {
+      const y = test.map((i) => i.label);
+      const p = await round.predict(test, [...exposed]);
+      pooled = countCorrect(p, y) / test.length;
+      const tally = classTally(p, y);
+      for (const c of [...tally.total.keys()].sort((a, b) => a - b)) classAcc[c] = (tally.correct.get(c) ?? 0) / tally.total.get(c)!;
+    }
+    const row = log.matrix[t]!;
+    const lastJ = options.evalFutureTasks ? T - 1 : t;
+    for (let j = 0; j <= lastJ; j++) {
+      const items = stream.tasks[j]!.test;
+      if (items.length === 0) continue;
+      const p = await round.predict(items, candidatesFor(j));
+      row[j] = countCorrect(p, items.map((i) => i.label)) / items.length;
+    }
+    log.taskAcc.push(pooled);
+    log.classAcc.push(classAcc);
+    addTime('eval', now() - t0);
+    emit({ type: 'task_end', task: t, samplesSeen, accuracy: pooled, n: test.length, row: [...row], classAcc });
+  }
+
+  timings['total'] = now() - tStart;
+  const metrics = computeMetrics(log);
+  emit({ type: 'run_end', samplesSeen, metrics, timings: { ...timings } });
+  return { log, metrics, timings, samplesSeen, batches: batchIndex, steps: totalSteps, cost: method.describeCost(), options };
+}

@@ -1,0 +1,85 @@
+/**
+ * In-memory datasets and streams for runner / report / CLI tests. Images are small gray images; image i of a
+ * dataset encodes its index in the first two bytes (i mod 256, ⌊i/256⌋) so fake methods can recognise samples.
+ */
+import type { Dataset, Image, Stream, StreamItem, StreamTask } from '../../src/data/types.ts';
+import { Rng } from '../../src/util/rng.ts';
+
+export class MemDataset implements Dataset {
+  readonly templates = ['a photo of a {}.'];
+  readonly length: number;
+  constructor(
+    readonly name: string,
+    readonly split: string,
+    readonly classNames: readonly string[],
+    readonly labels: Int32Array,
+    private readonly images: Image[],
+  ) {
+    this.length = labels.length;
+  }
+  image(i: number): Image {
+    const im = this.images[i];
+    if (!im) throw new RangeError(`${this.name}: index ${i}`);
+    return im;
+  }
+}
+
+/** A key identifying the sample an image came from (first two bytes). */
+export function imageKey(im: Image): number {
+  return im.pixels[0]! + 256 * im.pixels[1]!;
+}
+
+/**
+ * A dataset of `perClass` samples per class. With `pattern`, class c lights the c-th 2-pixel column pair of a
+ * `4·C`-wide 4-row image (plus seeded noise), which raw-pixel NCM separates; the index key bytes are kept in
+ * the top-left corner either way.
+ */
+export function makeDataset(name: string, split: string, numClasses: number, perClass: number, opts: { pattern?: boolean; seed?: number; offset?: number } = {}): MemDataset {
+  const rng = new Rng(opts.seed ?? 1);
+  const labels: number[] = [];
+  const images: Image[] = [];
+  const w = Math.max(4, 4 * numClasses);
+  const h = 4;
+  for (let c = 0; c < numClasses; c++) {
+    for (let k = 0; k < perClass; k++) {
+      const i = labels.length;
+      const px = new Uint8Array(w * h);
+      if (opts.pattern) {
+        for (let y = 1; y < h; y++) for (let x = 0; x < w; x++) px[y * w + x] = rng.int(40);
+        for (let y = 1; y < h; y++) for (let x = 4 * c; x < 4 * c + 4; x++) px[y * w + x] = 200 + rng.int(55);
+      }
+      const key = i + (opts.offset ?? 0);
+      px[0] = key % 256;
+      px[1] = Math.floor(key / 256);
+      labels.push(c);
+      images.push({ width: w, height: h, channels: 1, pixels: px });
+    }
+  }
+  const classNames = Array.from({ length: numClasses }, (_, c) => `class${c}`);
+  return new MemDataset(name, split, classNames, Int32Array.from(labels), images);
+}
+
+/**
+ * A class-incremental stream over `train`/`test` datasets: task t holds the classes in `taskClasses[t]`, its
+ * training samples in dataset order (or shuffled with `seed`), its test samples of those classes.
+ */
+export function makeStream(train: Dataset, test: Dataset, taskClasses: number[][], opts: { seed?: number; kind?: Stream['kind'] } = {}): Stream {
+  const identity = (im: Image) => im;
+  const tasks: StreamTask[] = taskClasses.map((classes, t) => {
+    const pick = (ds: Dataset): StreamItem[] => {
+      const out: StreamItem[] = [];
+      for (let i = 0; i < ds.length; i++) if (classes.includes(ds.labels[i]!)) out.push({ dataset: ds, index: i, label: ds.labels[i]!, task: t });
+      return out;
+    };
+    const tr = pick(train);
+    if (opts.seed !== undefined) new Rng(opts.seed + t).shuffle(tr);
+    return { id: t, train: tr, test: pick(test), classes: [...classes], trainTransform: identity, testTransform: identity, name: `task${t}` };
+  });
+  return {
+    kind: opts.kind ?? 'class-incremental',
+    classNames: [...train.classNames],
+    templatesFor: () => train.templates,
+    tasks,
+    describe: () => ({ kind: opts.kind ?? 'class-incremental', tasks: taskClasses }),
+  };
+}
