@@ -81,7 +81,7 @@ const ONE = 2 ** PRECISION_BITS;
 const HALF = 2 ** (PRECISION_BITS - 1);
 
 /** Taps of a 1-D resampling: for output i, inputs start[i] .. start[i]+count[i]-1 with weights k[i·ksize + t]. */
-interface Coefficients {
+export interface Coefficients {
   ksize: number;
   start: Int32Array;
   count: Int32Array;
@@ -127,8 +127,9 @@ export function resampleCoefficients(inSize: number, outSize: number, resample: 
   return { ksize, start, count, k, kf };
 }
 
+/** acc / 2^22 rounded down, clamped to [0, 255] (acc is a 32-bit integer, so `>>` is an exact floor). */
 function clip8(acc: number): number {
-  const v = Math.floor(acc / ONE);
+  const v = acc >> PRECISION_BITS;
   return v < 0 ? 0 : v > 255 ? 255 : v;
 }
 
@@ -158,16 +159,20 @@ function resampleVertical(img: Image, outH: number, resample: Resample): Image {
   const co = resampleCoefficients(inH, outH, resample);
   const stride = w * C;
   const out = new Uint8Array(outH * stride);
+  const acc = new Int32Array(stride); // |acc| ≤ 255 · Σ|k| · 2^22 + 2^21 < 2^31 while Σ|k| < 2 (≤ 1.27 for these filters)
   for (let y = 0; y < outH; y++) {
     const s = co.start[y]!;
     const n = co.count[y]!;
     const kOff = y * co.ksize;
     const rowOut = y * stride;
-    for (let i = 0; i < stride; i++) {
-      let acc = HALF;
-      for (let t = 0; t < n; t++) acc += src[(s + t) * stride + i]! * co.k[kOff + t]!;
-      out[rowOut + i] = clip8(acc);
+    acc.fill(HALF);
+    // accumulate whole input rows (contiguous memory) tap by tap
+    for (let t = 0; t < n; t++) {
+      const k = co.k[kOff + t]!;
+      const rowIn = (s + t) * stride;
+      for (let i = 0; i < stride; i++) acc[i]! += src[rowIn + i]! * k;
     }
+    for (let i = 0; i < stride; i++) out[rowOut + i] = clip8(acc[i]!);
   }
   return { width: w, height: outH, channels: C, pixels: out };
 }

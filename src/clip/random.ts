@@ -10,12 +10,12 @@
  * - text projection std w_text^-½; image class embedding, positional embedding and projection std w_vision^-½;
  * - patch embedding (a conv without bias) std (3·p²)^-½; `logit_scale` = config.logitScaleInit.
  */
-import { copyFileSync, mkdirSync, readFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { gunzipSync } from 'node:zlib';
 import { writeFileAtomic, writeJsonAtomic } from '../io/atomic.ts';
 import { writeSafetensors, type StTensor } from '../io/safetensors.ts';
 import { Rng } from '../util/rng.ts';
+import { ClipTokenizer } from './tokenizer.ts';
 import type { ClipConfig, OpenClipPreprocess } from './config.ts';
 import { clipConfigToHF, clipConfigToOpenClip, OPENAI_CLIP_MEAN, OPENAI_CLIP_STD } from './config.ts';
 import type { ClipWeights, WeightTensor } from './weights.ts';
@@ -77,52 +77,11 @@ export function randomClipWeights(cfg: ClipConfig, seed: number, opts: RandomCli
 // Tokenizer files
 
 /**
- * GPT-2's reversible byte → unicode-character table used by CLIP's BPE: printable Latin-1 bytes map to
- * themselves, the other 68 bytes to U+0100 onwards, in byte order. Returned in vocabulary order
- * (the printable bytes first, then the remapped ones).
+ * Hugging Face `vocab.json` and `merges.txt` contents for CLIP's BPE, made from the original merge list
+ * (`bpe_simple_vocab_16e6.txt.gz`): the same 49 408 ids, merges in rank order after a `#version: 0.2` header.
  */
-export function bpeByteAlphabet(): string[] {
-  const keep: number[] = [];
-  for (let b = 0x21; b <= 0x7e; b++) keep.push(b);
-  for (let b = 0xa1; b <= 0xac; b++) keep.push(b);
-  for (let b = 0xae; b <= 0xff; b++) keep.push(b);
-  const chars = keep.map((b) => String.fromCodePoint(b));
-  let n = 0;
-  for (let b = 0; b < 256; b++) {
-    if (!keep.includes(b)) chars.push(String.fromCodePoint(256 + n++));
-  }
-  return chars;
-}
-
-/** Number of BPE merges CLIP uses from its merge list: 49152 − 256 − 2. */
-export const CLIP_BPE_MERGES = 49152 - 256 - 2;
-
-/**
- * Hugging Face `vocab.json` and `merges.txt` for CLIP's BPE, made from the original merge list
- * (`bpe_simple_vocab_16e6.txt.gz`, gzipped, first line a version header). The vocabulary is: the 256 byte
- * characters, the same with `</w>`, one entry per merge (the two parts joined), then `<|startoftext|>` and
- * `<|endoftext|>` — 49 408 tokens.
- */
-export function hfTokenizerFilesFromBpe(gz: Uint8Array, file = 'bpe_simple_vocab_16e6.txt.gz'): { vocab: Record<string, number>; merges: string } {
-  let text: string;
-  try {
-    text = gunzipSync(gz).toString('utf8');
-  } catch (e) {
-    throw new Error(`${file}: not a gzip file (${(e as Error).message})`);
-  }
-  const lines = text.split('\n');
-  const merges = lines.slice(1, 1 + CLIP_BPE_MERGES);
-  if (merges.length !== CLIP_BPE_MERGES || merges.some((m) => m.split(' ').length !== 2)) {
-    throw new Error(`${file}: expected ${CLIP_BPE_MERGES} merge lines of two symbols after the header`);
-  }
-  const tokens = bpeByteAlphabet();
-  tokens.push(...tokens.map((c) => c + '</w>'));
-  for (const m of merges) tokens.push(m.replace(' ', ''));
-  tokens.push('<|startoftext|>', '<|endoftext|>');
-  const vocab: Record<string, number> = {};
-  tokens.forEach((t, i) => {
-    vocab[t] = i;
-  });
+export function hfTokenizerFilesFromBpe(bpeGzPath: string): { vocab: Record<string, number>; merges: string } {
+  const { vocab, merges } = ClipTokenizer.fromBpeGz(bpeGzPath).exportVocabMerges();
   return { vocab, merges: ['#version: 0.2', ...merges].join('\n') + '\n' };
 }
 
@@ -184,7 +143,7 @@ export function writeRandomClip(dir: string, cfg: ClipConfig, opts: WriteRandomC
   if (opts.layout === 'hf') {
     writeJsonAtomic(join(dir, 'config.json'), clipConfigToHF(cfg));
     writeSafetensors(join(dir, 'model.safetensors'), toSt(weights), meta, stOpts);
-    const { vocab, merges } = hfTokenizerFilesFromBpe(readFileSync(opts.bpePath), opts.bpePath);
+    const { vocab, merges } = hfTokenizerFilesFromBpe(opts.bpePath);
     writeJsonAtomic(join(dir, 'vocab.json'), vocab);
     writeFileAtomic(join(dir, 'merges.txt'), merges);
     writeJsonAtomic(join(dir, 'tokenizer_config.json'), {

@@ -10,10 +10,14 @@
  *  4. repeatedly merge the adjacent pair with the lowest merge rank (all its non-overlapping occurrences, left to
  *     right) until no pair has a rank; look the symbols up in the vocabulary.
  *
+ * Whitespace follows the reference exactly: runs of Unicode White_Space (the `regex` module's `\s`) collapse, and
+ * `strip()` also removes U+001C–U+001F (Python's `str.isspace`). Words are BPE-encoded once and cached.
+ *
  * The reference also runs `ftfy.fix_text` first; that step is not reproduced (text is used as given: no NFC
  * normalisation, curly quotes stay curly). Named HTML entities are decoded for the legacy HTML 4 Latin-1 set,
  * the markup entities and common punctuation (see NAMED_ENTITIES); numeric references follow Python's
- * `html.unescape` exactly.
+ * `html.unescape` exactly. Characters whose Unicode properties changed after Node's ICU version (new letters,
+ * case mappings) may split differently from a newer Python.
  *
  * Vocabularies: OpenAI's `bpe_simple_vocab_16e6.txt.gz` (ids: 256 byte symbols, the same with `</w>`, the first
  * 48,894 merges joined, `<|startoftext|>` = 49406, `<|endoftext|>` = 49407) or Hugging Face `vocab.json` +
@@ -286,7 +290,7 @@ export class ClipTokenizer {
 
   /** The vocabulary (token → id) and merges in rank order, e.g. to write `vocab.json` + `merges.txt`. */
   exportVocabMerges(): { vocab: Record<string, number>; merges: string[] } {
-    const vocab: Record<string, number> = {};
+    const vocab: Record<string, number> = Object.create(null) as Record<string, number>; // tokens may be any string
     for (const [tok, id] of [...this.encoder].sort((a, b) => a[1] - b[1])) vocab[tok] = id;
     return { vocab, merges: this.merges.map(([a, b]) => `${a} ${b}`) };
   }

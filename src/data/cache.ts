@@ -194,7 +194,8 @@ export function readPixelCache(path: string, keyHash: number, stamp: SourceStamp
   if (!existsSync(path)) return null;
   let bytes: Uint8Array;
   try {
-    bytes = readFileSync(path);
+    const b = readFileSync(path);
+    bytes = new Uint8Array(b.buffer, b.byteOffset, b.byteLength); // plain Uint8Array views, not Buffers
   } catch {
     return null;
   }

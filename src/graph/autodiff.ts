@@ -12,7 +12,7 @@
  * Backward nodes are named `grad/<forward node name>/<Op>_<n>`.
  */
 import type { GraphNode } from './builder.ts';
-import { type Tensor, describe, isFloat, shapeEq, formatShape } from './tensor.ts';
+import { type Tensor, describe, dimCompatible, isFloat, shapeEq, formatShape } from './tensor.ts';
 import { add } from './ops/elementwise.ts';
 import { onesLike, zerosLike } from './ops/shape.ts';
 import { getVjp, isNonDifferentiable, makeVjpContext } from './vjp/registry.ts';
@@ -115,14 +115,16 @@ export function grad(loss: Tensor, wrt: readonly Tensor[], opts: GradOptions = {
           if (!x || !needsGrad[i]) return;
           const r = results[i];
           if (!r) return;
-          if (r.dtype !== x.dtype || !shapeEq(r.shape, x.shape)) {
+          if (r.dtype !== x.dtype || r.shape.length !== x.shape.length || !r.shape.every((d, k) => dimCompatible(d, x.shape[k]!))) {
             throw new Error(
               `grad: VJP of ${node.opType} '${node.name}' returned ${r.dtype}${formatShape(r.shape)} for input ${i} ${describe(x)}`,
             );
           }
+          // symbolic dims matched to numbers by broadcasting get the input's labels back
+          const rr = shapeEq(r.shape, x.shape) ? r : g.addNode('Identity', [r], [{ dtype: x.dtype, shape: x.shape }])[0]!;
           const list = contributions.get(x.name);
-          if (list) list.push(r);
-          else contributions.set(x.name, [r]);
+          if (list) list.push(rr);
+          else contributions.set(x.name, [rr]);
         });
       }
     }

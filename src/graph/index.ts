@@ -7,3 +7,5 @@ export * from './builder.ts';
 export * from './ops.ts';
 export * from './autodiff.ts';
 export * from './vjp/index.ts';
+export * from './optim.ts';
+export * from './train.ts';

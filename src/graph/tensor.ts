@@ -161,6 +161,15 @@ export function canonicalDim(d: Dim): Dim {
   return typeof d === 'number' ? d : fromMonomial(toMonomial(d));
 }
 
+/**
+ * True if `a` and `b` may be the same size at run time under broadcasting's assumption: equal, or one symbolic
+ * and the other a number > 1 (see `broadcastShapes`).
+ */
+export function dimCompatible(a: Dim, b: Dim): boolean {
+  if (dimEq(a, b)) return true;
+  return (typeof a === 'string' && typeof b === 'number' && b > 1) || (typeof b === 'string' && typeof a === 'number' && a > 1);
+}
+
 /** Dim equality (numbers equal, or canonical symbolic forms equal). */
 export function dimEq(a: Dim, b: Dim): boolean {
   if (typeof a === 'number' && typeof b === 'number') return a === b;
@@ -216,9 +225,9 @@ export function normAxes(op: string, axes: readonly number[], rank: number): num
 
 /**
  * Numpy (multidirectional) broadcasting of two shapes. Rules per aligned axis: equal dims stay; a 1 takes the
- * other dim; anything else (including two different symbolic names, or a symbolic name against a number > 1)
- * throws, naming `op`, because the builder could not know the result shape (and autodiff could not know which
- * axes to reduce).
+ * other dim; a symbolic dim against a number n > 1 gives n and is *assumed to equal n at run time* (not 1: the
+ * gradient is not reduced over that axis); anything else (two different numbers, two different symbolic names)
+ * throws, naming `op`.
  */
 export function broadcastShapes(op: string, a: readonly Dim[], b: readonly Dim[]): Dim[] {
   const rank = Math.max(a.length, b.length);
@@ -229,6 +238,8 @@ export function broadcastShapes(op: string, a: readonly Dim[], b: readonly Dim[]
     if (dimEq(da, db)) out.push(canonicalDim(da));
     else if (da === 1) out.push(canonicalDim(db));
     else if (db === 1) out.push(canonicalDim(da));
+    else if (typeof da === 'string' && typeof db === 'number') out.push(db);
+    else if (typeof db === 'string' && typeof da === 'number') out.push(da);
     else throw new Error(`${op}: shapes ${formatShape(a)} and ${formatShape(b)} do not broadcast (axis ${i})`);
   }
   return out;

@@ -2,13 +2,14 @@
  * Image decoding (PNG, JPEG) to 8-bit HWC pixels, and PNG encoding for fixtures.
  *
  * Backends: `sharp` (libvips) when the optional dependency can be imported, else pure JS (`pngjs` for PNG,
- * `jpeg-js` for JPEG). Both give the same pixels on PNG (lossless); on JPEG they differ by a few levels because the
- * IDCT and chroma up-sampling differ.
+ * `jpeg-js` for JPEG); `decodeImageSync` always uses the pure JS decoders (for synchronous dataset access). Both
+ * give the same pixels on PNG (lossless); on JPEG they differ slightly because the IDCT and the chroma up-sampling
+ * differ (on CIFAR-10 JPEGs: mean |Δ| ≈ 1–2 levels, max up to ≈ 17). sharp may also apply an embedded ICC profile.
  *
  * Channel policy: grayscale sources (PNG colour types 0/4, single-component JPEG) decode to `channels: 1`, every
  * other source to `channels: 3` (RGB). Alpha is dropped without compositing (the colour values are kept as stored,
- * like PIL's `convert('RGB')`). 16-bit PNG samples are reduced to 8 bits by keeping the high byte (as PIL and
- * libvips do). EXIF orientation is not applied (PIL does not apply it either).
+ * like PIL's `convert('RGB')`). 16-bit PNG samples are reduced to 8 bits by keeping the high byte (as PIL does for
+ * 16-bit colour PNGs). EXIF orientation is not applied (PIL does not apply it either).
  */
 import { readFile } from 'node:fs/promises';
 import type { Image } from '../data/types.ts';
@@ -39,16 +40,23 @@ export function detectImageFormat(bytes: Uint8Array): ImageFormat | null {
 // ---------------------------------------------------------------------------------------------------------------
 // sharp loading (optional dependency)
 
-type SharpModule = typeof import('sharp');
-type SharpFactory = SharpModule extends { default: infer D } ? D : never;
+/** The part of sharp's API used here (typed locally so that type-checking does not need the optional package). */
+interface SharpPipeline {
+  removeAlpha(): SharpPipeline;
+  toColourspace(space: string): SharpPipeline;
+  raw(opts?: { depth?: 'uchar' | 'ushort' }): SharpPipeline;
+  toBuffer(opts: { resolveWithObject: true }): Promise<{ data: Buffer; info: { width: number; height: number; channels: number } }>;
+}
+type SharpFactory = (input: Buffer, opts?: { failOn?: 'none' | 'truncated' | 'error' | 'warning' }) => SharpPipeline;
 
 let sharpPromise: Promise<SharpFactory | null> | null = null;
 
 /** Imports sharp once; resolves to null when it is not installed or its native part fails to load. */
 function loadSharp(): Promise<SharpFactory | null> {
   if (sharpPromise === null) {
-    sharpPromise = import('sharp').then(
-      (m) => (m as unknown as { default: SharpFactory }).default ?? (m as unknown as SharpFactory),
+    const name = 'sharp'; // a variable specifier: the optional package is resolved only at run time
+    sharpPromise = import(name).then(
+      (m: { default?: SharpFactory }) => m.default ?? (m as unknown as SharpFactory),
       () => null,
     );
   }
@@ -69,10 +77,7 @@ export async function defaultImageBackend(): Promise<ImageBackend> {
  */
 export async function decodeImage(bytes: Uint8Array, source: string, opts: DecodeOptions = {}): Promise<Image> {
   const format = detectImageFormat(bytes);
-  if (format === null) {
-    const head = Array.from(bytes.subarray(0, 8), (b) => b.toString(16).padStart(2, '0')).join(' ');
-    throw new Error(`image ${source}: unknown image format (expected PNG or JPEG; first bytes: ${head || 'none'})`);
-  }
+  if (format === null) throw unknownFormat(bytes, source);
   const backend = opts.backend ?? 'auto';
   const sharp = backend === 'js' ? null : await loadSharp();
   if (backend === 'sharp' && sharp === null) throw new Error(`image ${source}: the sharp backend is not available`);
@@ -82,6 +87,22 @@ export async function decodeImage(bytes: Uint8Array, source: string, opts: Decod
   } catch (e) {
     throw new Error(`image ${source}: cannot decode ${format.toUpperCase()} (${(e as Error).message})`);
   }
+}
+
+/** Synchronous decoding with the pure JS backend (pngjs / jpeg-js); same output as `decodeImage` with `js`. */
+export function decodeImageSync(bytes: Uint8Array, source: string): Image {
+  const format = detectImageFormat(bytes);
+  if (format === null) throw unknownFormat(bytes, source);
+  try {
+    return format === 'png' ? decodePngJs(bytes) : decodeJpegJs(bytes);
+  } catch (e) {
+    throw new Error(`image ${source}: cannot decode ${format.toUpperCase()} (${(e as Error).message})`);
+  }
+}
+
+function unknownFormat(bytes: Uint8Array, source: string): Error {
+  const head = Array.from(bytes.subarray(0, 8), (b) => b.toString(16).padStart(2, '0')).join(' ');
+  return new Error(`image ${source}: unknown image format (expected PNG or JPEG; first bytes: ${head || 'none'})`);
 }
 
 /** Reads and decodes an image file; errors name the path. */
@@ -95,19 +116,35 @@ export async function readImage(path: string, opts: DecodeOptions = {}): Promise
   return decodeImage(bytes, path, opts);
 }
 
+const LITTLE_ENDIAN_HOST = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+
 async function decodeWithSharp(sharp: SharpFactory, bytes: Uint8Array, format: ImageFormat): Promise<Image> {
   const input = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const gray = format === 'png' ? pngIsGray(bytes) : jpegComponents(bytes) === 1;
+  const channels = gray ? 1 : 3;
+  // 16-bit PNGs are read as 16-bit samples and reduced to their high byte here (sharp's own 16 → 8 bit
+  // conversion rounds v/257 for gray but keeps the high byte for colour; pngjs/PIL-style is the high byte)
+  const wide = format === 'png' && pngBitDepth(bytes) === 16;
+  const space = wide ? (gray ? 'grey16' : 'rgb16') : gray ? 'b-w' : 'srgb';
   const pipeline = sharp(input, { failOn: 'error' })
     .removeAlpha()
-    .toColourspace(gray ? 'b-w' : 'srgb')
-    .raw({ depth: 'uchar' });
+    .toColourspace(space)
+    .raw(wide ? { depth: 'ushort' } : { depth: 'uchar' });
   const { data, info } = await pipeline.toBuffer({ resolveWithObject: true });
-  const channels = gray ? 1 : 3;
   if (info.channels !== channels) {
     throw new Error(`sharp returned ${info.channels} channels, expected ${channels}`);
   }
-  return { width: info.width, height: info.height, channels, pixels: new Uint8Array(data.buffer, data.byteOffset, data.byteLength) };
+  const n = info.width * info.height * channels;
+  let pixels: Uint8Array;
+  if (wide) {
+    // raw 16-bit output is in host byte order
+    pixels = new Uint8Array(n);
+    const hi = LITTLE_ENDIAN_HOST ? 1 : 0;
+    for (let i = 0; i < n; i++) pixels[i] = data[2 * i + hi]!;
+  } else {
+    pixels = new Uint8Array(data.buffer, data.byteOffset, n);
+  }
+  return { width: info.width, height: info.height, channels, pixels };
 }
 
 // ---- PNG (pngjs) ----
@@ -130,6 +167,15 @@ function* pngChunks(bytes: Uint8Array): Generator<{ type: string; start: number;
 function pngColorType(bytes: Uint8Array): number {
   for (const c of pngChunks(bytes)) {
     if (c.type === 'IHDR') return bytes[c.dataStart + 9] ?? -1;
+    break;
+  }
+  throw new Error('missing IHDR chunk');
+}
+
+/** PNG sample bit depth from IHDR (byte 8 of its data): 1, 2, 4, 8 or 16. */
+function pngBitDepth(bytes: Uint8Array): number {
+  for (const c of pngChunks(bytes)) {
+    if (c.type === 'IHDR') return bytes[c.dataStart + 8] ?? -1;
     break;
   }
   throw new Error('missing IHDR chunk');

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { crc32, deflateSync } from 'node:zlib';
 import {
   decodeImage,
+  decodeImageSync,
   readImage,
   encodePng,
   encodeJpeg,
@@ -82,6 +83,7 @@ test('format detection by magic bytes', () => {
   assert.equal(detectImageFormat(encodeJpeg(randomImage(2, 2, 3, 1))), 'jpeg');
   assert.equal(detectImageFormat(new TextEncoder().encode('GIF89a....')), null);
   assert.equal(detectImageFormat(new Uint8Array(0)), null);
+  assert.throws(() => decodeImageSync(new TextEncoder().encode('GIF89a'), 'x.gif'), /image x\.gif: unknown image format \(expected PNG or JPEG; first bytes: 47 49 46 38 39 61\)/);
 });
 
 test('encodePng round trip, both backends identical (RGB and gray)', async () => {
@@ -151,6 +153,13 @@ test('hand-built PNGs: RGBA, colour key, palette, 16-bit, 1-bit gray, gray+alpha
       pixels: [51, 255],
     },
     {
+      // 16-bit gray: 0xABCD, 0x01FF → high bytes
+      name: 'gray16',
+      png: makePng(2, 1, 0, 16, [new Uint8Array([0xab, 0xcd, 0x01, 0xff])]),
+      channels: 1,
+      pixels: [0xab, 0x01],
+    },
+    {
       name: 'gray+alpha',
       png: makePng(3, 1, 4, 8, [new Uint8Array([7, 0, 100, 255, 250, 3])]),
       channels: 1,
@@ -163,6 +172,7 @@ test('hand-built PNGs: RGBA, colour key, palette, 16-bit, 1-bit gray, gray+alpha
       assert.equal(d.channels, c.channels, `${c.name} ${backend}`);
       assert.deepEqual(Array.from(d.pixels), c.pixels, `${c.name} ${backend}`);
     }
+    assert.deepEqual(Array.from(decodeImageSync(c.png, `${c.name}.png`).pixels), c.pixels, `${c.name} sync`);
   }
 });
 
@@ -173,6 +183,7 @@ test('JPEG: both backends nearly the same, and close to the source on a smooth i
   assert.equal(jpegComponents(jpg), 3);
   const a = await decodeImage(jpg, 'smooth.jpg', { backend: 'sharp' });
   const b = await decodeImage(jpg, 'smooth.jpg', { backend: 'js' });
+  assert.deepEqual(decodeImageSync(jpg, 'smooth.jpg'), b);
   assert.equal(a.channels, 3);
   assert.equal(b.channels, 3);
   assert.equal(a.width, 40);
@@ -193,7 +204,8 @@ test('JPEG: both backends nearly the same, and close to the source on a smooth i
 
 test('grayscale JPEG decodes to one channel on both backends', async () => {
   await requireSharp();
-  const sharp = (await import('sharp')).default;
+  const sharpName = 'sharp'; // optional dependency, checked above
+  const sharp = (await import(sharpName)).default;
   const w = 16;
   const h = 8;
   const gray = new Uint8Array(w * h);

@@ -3,6 +3,8 @@
  * dataset encodes its index in the first two bytes (i mod 256, ⌊i/256⌋) so fake methods can recognise samples.
  */
 import type { Dataset, Image, Stream, StreamItem, StreamTask } from '../../src/data/types.ts';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { Rng } from '../../src/util/rng.ts';
 
 export class MemDataset implements Dataset {
@@ -82,4 +84,33 @@ export function makeStream(train: Dataset, test: Dataset, taskClasses: number[][
     tasks,
     describe: () => ({ kind: opts.kind ?? 'class-incremental', tasks: taskClasses }),
   };
+}
+
+/**
+ * Writes an MNIST-layout idx pair (`train-*` or `t10k-*`, uncompressed) of `perClass` `size×size` images per
+ * class for 10 classes into `dir`: class c draws a bright horizontal bar at row ⌊c·size/10⌋ over seeded noise.
+ * Returns the label of every written sample, in file order (classes interleaved 0,1,…,9,0,1,…).
+ */
+export function writeMnistIdx(dir: string, split: 'train' | 'test', perClass: number, size = 10, seed = 1): number[] {
+  const rng = new Rng(seed);
+  const n = perClass * 10;
+  const header = (magic: number, dims: number[]) => {
+    const b = Buffer.alloc(4 + 4 * dims.length);
+    b.writeUInt32BE(magic, 0);
+    dims.forEach((d, i) => b.writeUInt32BE(d, 4 + 4 * i));
+    return b;
+  };
+  const pixels = Buffer.alloc(n * size * size);
+  const labels: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const c = i % 10;
+    labels.push(c);
+    const row = Math.floor((c * size) / 10);
+    for (let p = 0; p < size * size; p++) pixels[i * size * size + p] = rng.int(30);
+    for (let x = 0; x < size; x++) pixels[i * size * size + row * size + x] = 220 + rng.int(30);
+  }
+  const prefix = split === 'train' ? 'train' : 't10k';
+  writeFileSync(join(dir, `${prefix}-images-idx3-ubyte`), Buffer.concat([header(2051, [n, size, size]), pixels]));
+  writeFileSync(join(dir, `${prefix}-labels-idx1-ubyte`), Buffer.concat([header(2049, [n]), Buffer.from(labels)]));
+  return labels;
 }

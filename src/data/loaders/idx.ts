@@ -24,12 +24,13 @@ export function readMaybeGzip(path: string): Uint8Array {
   }
   if (bytes.length >= 2 && bytes[0] === 0x1f && bytes[1] === 0x8b) {
     try {
-      return gunzipSync(bytes);
+      bytes = gunzipSync(bytes);
     } catch (e) {
       throw new Error(`${path}: corrupt or truncated gzip data: ${(e as Error).message}`);
     }
   }
-  return bytes;
+  // a plain Uint8Array view (image pixels should not be Buffers)
+  return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 
 /** A parsed idx file: its magic, its dimension sizes and a view of its data bytes. */

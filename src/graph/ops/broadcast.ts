@@ -2,13 +2,15 @@
  * `sumToShape`: the adjoint of numpy broadcasting. Sums a gradient over the axes that broadcasting added or
  * stretched, so it gets the shape of the operand (used by every elementwise VJP).
  */
-import { type Dim, type Tensor, dimEq, formatShape, shapeEq } from '../tensor.ts';
+import { type Dim, type Tensor, dimCompatible, formatShape, shapeEq } from '../tensor.ts';
 import { reduceSum } from './reduce.ts';
 import { squeeze } from './shape.ts';
+import { node1 } from './core.ts';
 
 /**
  * Reduces `x` (a broadcast result) to `shape`: ReduceSum over leading extra axes and over axes where `shape`
- * has 1 and `x` has not, then drops the leading axes. Throws if `shape` does not broadcast to `x.shape`.
+ * has 1 and `x` has not, then drops the leading axes. A symbolic dim against a number is taken as equal (the
+ * broadcasting assumption of `broadcastShapes`). Throws if `shape` does not broadcast to `x.shape`.
  */
 export function sumToShape(x: Tensor, shape: readonly Dim[]): Tensor {
   if (shapeEq(x.shape, shape)) return x;
@@ -22,10 +24,12 @@ export function sumToShape(x: Tensor, shape: readonly Dim[]): Tensor {
     }
     const want = shape[i - lead]!;
     const have = x.shape[i]!;
-    if (dimEq(want, have)) continue;
-    if (want === 1) axes.push(i);
+    if (want === 1 && have !== 1) axes.push(i);
+    else if (dimCompatible(want, have)) continue;
     else throw new Error(`sumToShape: ${formatShape(x.shape)} is not a broadcast of ${formatShape(shape)}`);
   }
   const r = reduceSum(x, axes, true);
-  return lead > 0 ? squeeze(r, Array.from({ length: lead }, (_, i) => i)) : r;
+  const out = lead > 0 ? squeeze(r, Array.from({ length: lead }, (_, i) => i)) : r;
+  // relabel symbolic dims that broadcasting matched to numbers
+  return shapeEq(out.shape, shape) ? out : node1(x.graph, 'Identity', [out], { dtype: x.dtype, shape });
 }
