@@ -298,6 +298,8 @@ class Memory implements ReplayMemory {
       seenByClass: [...this.seenByClass.entries()],
       perClassLimit: this.perClassLimit,
       items: this.slots.flat.map((e) => itemRef(e.item)),
+      // per-class slot order (it decides which item a class reservoir replaces), in class-map order
+      classes: [...this.slots.byClass.entries()].map(([k, l]) => [k, l.map((e) => e.pos)]),
       features: Object.fromEntries(
         this.slots.flat.flatMap((e, i) => (e.feature ? [[String(i), encodeFeature(e.feature)]] : [])),
       ),
@@ -312,6 +314,7 @@ class Memory implements ReplayMemory {
       seenByClass?: [number, number][];
       perClassLimit?: number;
       items?: ReplayItemRef[];
+      classes?: [number, number[]][];
       features?: Record<string, string>;
     };
     if (!st || st.version !== 1 || !Array.isArray(st.items) || !Array.isArray(st.seenByClass)) {
@@ -323,10 +326,29 @@ class Memory implements ReplayMemory {
     const slots = new Slots();
     st.items.forEach((ref, i) => {
       const item = resolve(ref);
-      slots.push(item, this.keyOf(item));
+      const e: Entry = { item, key: this.keyOf(item), pos: i, cpos: -1 };
       const f = st.features?.[String(i)];
-      if (f !== undefined) slots.flat[i]!.feature = decodeFeature(f);
+      if (f !== undefined) e.feature = decodeFeature(f);
+      slots.flat.push(e);
+      slots.index.set(item, e);
     });
+    for (const [key, positions] of st.classes ?? []) {
+      const list = slots.classList(key);
+      for (const p of positions) {
+        const e = slots.flat[p];
+        if (!e || e.key !== key || e.cpos !== -1) throw new Error('replay state: inconsistent class lists');
+        e.cpos = list.length;
+        list.push(e);
+      }
+    }
+    // entries not listed (older snapshots) join their class in slot order
+    for (const e of slots.flat) {
+      if (e.cpos === -1) {
+        const list = slots.classList(e.key);
+        e.cpos = list.length;
+        list.push(e);
+      }
+    }
     this.slots = slots;
     this.seenTotal = st.seen ?? 0;
     this.seenByClass = new Map(st.seenByClass);

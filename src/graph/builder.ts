@@ -156,7 +156,7 @@ export class Graph {
   }
 
   /** Declares a graph input (batch data, trainable tensor, optimiser moment, scalar lr/step). */
-  input(name: string, dtype: DType, shape: Dim[]): Tensor {
+  input(name: string, dtype: DType, shape: readonly Dim[]): Tensor {
     this.claimName(name, 'input');
     const t = new TensorImpl(this, name, dtype, shape);
     this._inputs.push(t);
@@ -165,7 +165,7 @@ export class Graph {
   }
 
   /** A frozen weight stored as an initializer (the dtype comes from the array; `Uint8Array` is `uint8`). */
-  param(name: string, data: Float32Array | Float64Array | BigInt64Array | Int32Array | Uint8Array, shape: number[]): Tensor {
+  param(name: string, data: Float32Array | Float64Array | BigInt64Array | Int32Array | Uint8Array, shape: readonly number[]): Tensor {
     const n = staticSize(shape);
     if (n !== data.length) {
       throw new Error(`param '${name}': data has ${data.length} elements but shape ${formatShape(shape)} needs ${n}`);

@@ -13,8 +13,9 @@
  *   5. anytime evaluation once `samplesSeen` reaches the next multiple of `evalPeriod`, on the test samples of
  *      all exposed classes (domain streams: of the tasks seen so far), among the exposed classes.
  * At the end of each task (whether or not the method sees boundaries — these are the metrics' sampling
- * points): the pooled accuracy and per-class accuracies on the exposed classes' test samples, and the
- * accuracy-matrix row A[t][j] for j ≤ t (all j with `evalFutureTasks`).
+ * points): the pooled accuracy and per-class accuracies on the exposed classes' test samples (classified among
+ * all exposed classes: the CIL / LifeLong-CLIP number), and the accuracy-matrix row A[t][j] for j ≤ t (all j
+ * with `evalFutureTasks`). With `baseline`, every task is evaluated once before any training (b_i for FWT).
  *
  * Candidate classes for the matrix row (`evalCandidates`): `exposed` — the exposed classes plus task j's own
  * (class-incremental protocol); `task` — task j's classes only (task-incremental, the MTIL protocol).
@@ -22,11 +23,10 @@
 import type { Stream, StreamItem, StreamTask } from '../data/types.ts';
 import type { ReplayMemory } from '../data/replay.ts';
 import { materialize } from '../data/batch.ts';
-import type { Method, ObserveContext, PredictContext, StreamView, TaskContext, TaskInfo } from '../methods/method.ts';
+import type { CostInfo, Method, ObserveContext, PredictContext, StreamView, TaskContext, TaskInfo } from '../methods/method.ts';
 import type { AnytimePoint, ClassAccRow, MetricLog, OnlineTally, RunMetrics } from '../eval/metrics.ts';
 import { computeMetrics } from '../eval/metrics.ts';
 import { countCorrect, classTally } from '../eval/accuracy.ts';
-import type { CostInfo } from '../methods/method.ts';
 import { Rng } from '../util/rng.ts';
 import type { RunEvent } from './events.ts';
 import { EvalRound, dedupe } from './evaluator.ts';
@@ -147,11 +147,11 @@ export async function runStream(input: RunInput): Promise<RunResult> {
   };
   const predictCtx = (purpose: PredictContext['purpose']): PredictContext => ({
     ...view,
-    exposedClasses: exposed,
+    exposedClasses: [...exposed],
     purpose,
     reportPhase,
   });
-  const taskCtx = (): TaskContext => ({ ...view, rng: methodRng, memory, exposedClasses: exposed, samplesSeen, reportPhase });
+  const taskCtx = (): TaskContext => ({ ...view, rng: methodRng, memory, exposedClasses: [...exposed], samplesSeen, reportPhase });
   const taskInfo = (t: StreamTask): TaskInfo => ({ id: t.id, name: t.name, classes: t.classes, size: t.train.length, numTasks: T });
 
   const perTaskTest = stream.kind === 'domain';
@@ -237,6 +237,9 @@ export async function runStream(input: RunInput): Promise<RunResult> {
       let t0 = now();
       const testImages = materialize(items, stream.tasks, false, evalRng);
       const preds = await method.predict(testImages, [...exposed], predictCtx('online'));
+      if (preds.length !== items.length) {
+        throw new Error(`method '${method.name}' returned ${preds.length} predictions for ${items.length} images`);
+      }
       const correct = countCorrect(preds, labels);
       log.online.push({ correct, total: items.length });
       addTime('online_eval', now() - t0);
@@ -246,6 +249,7 @@ export async function runStream(input: RunInput): Promise<RunResult> {
       const steps = Math.floor(iterCredit + 1e-9);
       iterCredit -= steps;
       totalSteps += steps;
+      const exposedNow: readonly number[] = [...exposed];
       const replayCounts: number[] = [];
       const losses: number[] = [];
       let lastInfo: Record<string, number | string | boolean> | undefined;
@@ -270,7 +274,7 @@ export async function runStream(input: RunInput): Promise<RunResult> {
           memory,
           step,
           stepsThisBatch: steps,
-          exposedClasses: exposed,
+          exposedClasses: exposedNow,
           samplesSeen,
           batchIndex,
           task: options.taskBoundaries ? info : null,

@@ -4,7 +4,7 @@
  */
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { Graph, buildTrainStep, type Tensor, add, linear, relu, reshape, mul, exp, normalize, matmul, transpose, crossEntropy } from '../../src/graph/index.ts';
+import { Graph, buildTrainStep, type Tensor, linear, relu, reshape, mul, exp, normalize, matmul, transpose, crossEntropy } from '../../src/graph/index.ts';
 import { Engine } from '../../src/runtime/engine.ts';
 import type { TensorData } from '../../src/runtime/types.ts';
 import { tinyClipConfig, type ClipConfig } from '../../src/clip/config.ts';
@@ -153,7 +153,7 @@ function adapterHooks(g: Graph, dtype: 'float64', adapters: Map<string, { shape:
   };
 }
 
-test('training step of a tiny CLIP + block-hook adapters: gradients match float64 central differences', async () => {
+test('training step of a tiny CLIP + block-hook adapters: gradients match float64 central differences', async (t) => {
   const r = new Rng(21);
   const adapters = new Map<string, { shape: number[]; data: Float64Array }>();
   for (const [tower, w] of [['image', cfg.vision.width], ['text', cfg.text.width]] as const) {
@@ -225,8 +225,11 @@ test('training step of a tiny CLIP + block-hook adapters: gradients match float6
     }
   }
   // something non-trivial was checked: adapters got non-zero gradients
-  const upGrad = (base['adapter.text.0.up.weight.next']!.data as Float64Array)[0]! - values.get('adapter.text.0.up.weight')![0]!;
-  assert.ok(Math.abs(upGrad) > 1e-8, 'adapter gradient should be non-zero');
+  for (const name of adapters.keys()) {
+    const next = base[`${name}.next`]!.data as Float64Array;
+    const norm = Math.sqrt(values.get(name)!.reduce((acc, v, i) => acc + (v - next[i]!) ** 2, 0));
+    assert.ok(norm > 1e-4, `${name}: gradient norm ${norm} should be non-zero`);
+  }
   assert.ok(checked > 60, `checked ${checked} coordinates`);
   // the float64 graph's loss agrees with the reference forward + the same loss in JS
   const refHook: RefHook = (tower, layer, x) => {
@@ -250,7 +253,7 @@ test('training step of a tiny CLIP + block-hook adapters: gradients match float6
   });
   assert.ok(Math.abs(refLoss - (base['loss']!.data[0] as number)) < 1e-9, `loss ${base['loss']!.data[0]} vs reference ${refLoss}`);
   assert.ok(worst < 1e-7);
-  console.log(`# gradient check: ${checked} coordinates, worst relative error ${worst.toExponential(2)}`);
+  t.diagnostic(`gradient check: ${checked} coordinates, worst relative error ${worst.toExponential(2)}`);
 });
 
 function unit(v: Float64Array): Float64Array {
@@ -276,5 +279,4 @@ test('an attention hook adds its delta to the projection (LoRA entry point)', as
   }
   const ref = refImageEmbeds(W2, c, pixels, B);
   assert.ok(maxAbsDiff(ref, bb) < 1e-6); // float32 rounding of the scaled weights in the reference
-  void add;
 });

@@ -49,11 +49,14 @@ describe('image ops', () => {
   });
 
   it('rotation by 45° keeps the centre pixel and fills the corners with 0', () => {
-    const a: Image = { width: 5, height: 5, channels: 1, pixels: new Uint8Array(25).fill(200) };
+    const a: Image = { width: 7, height: 7, channels: 1, pixels: new Uint8Array(49).fill(200) };
     const r = rotate(a, 45);
-    assert.equal(at(r, 2, 2), 200);
+    assert.equal(at(r, 3, 3), 200);
+    // corner (0, 0) samples the source at (3, 3 − 3√2) ≈ (3, −1.24): more than one pixel outside
     assert.equal(at(r, 0, 0), 0);
-    assert.equal(at(r, 4, 4), 0);
+    assert.equal(at(r, 6, 6), 0);
+    // (y 3, x 0) samples the source at (0.88, 0.88): inside, full value
+    assert.equal(at(r, 3, 0), 200);
   });
 
   it('horizontal flip mirrors columns', () => {

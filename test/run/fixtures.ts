@@ -88,7 +88,8 @@ export function makeStream(train: Dataset, test: Dataset, taskClasses: number[][
 
 /**
  * Writes an MNIST-layout idx pair (`train-*` or `t10k-*`, uncompressed) of `perClass` `size×size` images per
- * class for 10 classes into `dir`: class c draws a bright horizontal bar at row ⌊c·size/10⌋ over seeded noise.
+ * class for 10 classes into `dir`: class c draws a bright horizontal bar at row ⌊c·size/10⌋ over seeded noise
+ * (distinct rows, hence separable classes, need size ≥ 10).
  * Returns the label of every written sample, in file order (classes interleaved 0,1,…,9,0,1,…).
  */
 export function writeMnistIdx(dir: string, split: 'train' | 'test', perClass: number, size = 10, seed = 1): number[] {

@@ -237,3 +237,42 @@ test('invalid runner options are rejected naming the option', async () => {
   await assert.rejects(runStream({ stream, method: new Memoriser(), memory: null, rng: 1, options: { batchSize: 0 } }), /run\.batchSize: expected a positive integer/);
   await assert.rejects(runStream({ stream, method: new Memoriser(), memory: null, rng: 1, options: { onlineIter: -1 } }), /run\.onlineIter/);
 });
+
+test('each step re-materialises with the train transform; prequential and eval use the test transform; method phases are timed', async () => {
+  const stream = makeStream(train, testOther, [[0, 1], [2, 3]]);
+  // train transform writes a fresh random byte into pixel 2; test transform leaves images untouched
+  for (const t of stream.tasks) {
+    t.trainTransform = (im, rng) => {
+      const px = Uint8Array.from(im.pixels);
+      px[2] = 1 + rng.int(255);
+      return { ...im, pixels: px };
+    };
+  }
+  const seenAug: number[][] = [];
+  const predictedPixels: number[] = [];
+  const m: Method = {
+    name: 'probe',
+    async observe(b) {
+      seenAug.push(b.images.map((im) => im.pixels[2]!));
+    },
+    async predict(images) {
+      images.forEach((im) => predictedPixels.push(im.pixels[2]!));
+      return new Int32Array(images.length).fill(-1);
+    },
+    async endTask(_t, ctx) {
+      ctx.reportPhase('merge', 5);
+    },
+    describeCost: () => ({ trainableParams: 0, totalParams: 0 }),
+  };
+  const events: RunEvent[] = [];
+  const r = await runStream({ stream, method: m, memory: null, rng: 9, options: { batchSize: 4, onlineIter: 3, evalPeriod: 8 }, onEvent: (e) => events.push(e) });
+  assert.ok(seenAug.flat().every((v) => v >= 1)); // every training image went through the train transform
+  assert.notDeepEqual(seenAug[0], seenAug[1]); // steps of one batch see different augmentations
+  assert.ok(predictedPixels.every((v) => v === 0)); // predictions never see augmented images
+  assert.equal(r.timings['method:merge'], 10);
+  const merges = events.filter((e) => e.type === 'phase' && e.name === 'merge');
+  assert.deepEqual(merges.map((e) => (e.type === 'phase' ? [e.task, e.samplesSeen] : [])), [
+    [0, 12],
+    [1, 24],
+  ]);
+});

@@ -45,6 +45,7 @@ function progressReporter(io: CliIO): { onEvent: (e: RunEvent) => void; stop: ()
   let seen = 0;
   let lastPrinted = 0;
   let bar: cliProgress.SingleBar | null = null;
+  const taskLines: string[] = [];
   const t0 = Date.now();
   const stop = () => {
     bar?.stop();
@@ -61,13 +62,13 @@ function progressReporter(io: CliIO): { onEvent: (e: RunEvent) => void; stop: ()
           bar = new cliProgress.SingleBar(
             {
               stream: stream as unknown as NodeJS.WritableStream,
-              format: 'task {task}/{tasks} |{bar}| {value}/{total} samples | online {online} | ETA {eta_formatted}',
+              format: 'task {task}/{tasks} |{bar}| {value}/{total} samples | online {online} | task-end acc {acc} | ETA {eta_formatted}',
               hideCursor: true,
               clearOnComplete: true,
             },
             cliProgress.Presets.shades_classic,
           );
-          bar.start(total, 0, { task: 1, tasks, online: '—' });
+          bar.start(total, 0, { task: 1, tasks, online: '—', acc: '—' });
         }
         break;
       case 'task_start':
@@ -85,11 +86,11 @@ function progressReporter(io: CliIO): { onEvent: (e: RunEvent) => void; stop: ()
         break;
       case 'task_end': {
         const line = `end of task ${e.task + 1}/${tasks}: accuracy on exposed classes ${pct(e.accuracy)} (${e.n} test samples)\n`;
-        if (bar) bar.update(e.samplesSeen);
-        if (bar && e.task + 1 < tasks) {
-          // keep the bar on its own line
-          io.stderr('\r\x1b[2K' + line);
-        } else if (!bar) io.stderr(line);
+        if (bar) {
+          // no lines while the bar is drawn: the result goes into the bar and is printed after it
+          taskLines.push(line);
+          bar.update(e.samplesSeen, { acc: pct(e.accuracy) });
+        } else io.stderr(line);
         break;
       }
       case 'phase':
@@ -97,6 +98,8 @@ function progressReporter(io: CliIO): { onEvent: (e: RunEvent) => void; stop: ()
         break;
       case 'run_end':
         stop();
+        for (const l of taskLines) io.stderr(l);
+        taskLines.length = 0;
         io.stderr(`done: ${e.samplesSeen} samples in ${((Date.now() - t0) / 1000).toFixed(1)}s\n`);
         break;
       default:

@@ -25,11 +25,8 @@ import {
   taskTransforms,
   type BuildOptions,
 } from './common.ts';
-import type { DatasetRef, DomainSpec, MultiDatasetSpec, TaskSource } from './spec.ts';
+import type { DomainSpec, MultiDatasetSpec, TaskSource } from './spec.ts';
 
-function toSource(t: DatasetRef | TaskSource): TaskSource {
-  return typeof t === 'object' && 'dataset' in t ? t : { dataset: t };
-}
 
 function taskName(src: TaskSource, dsName: string): string {
   if (src.name) return src.name;
@@ -102,7 +99,7 @@ function facts(loaded: LoadedTask[], transforms: ReturnType<typeof taskTransform
 }
 
 export async function buildDomain(spec: DomainSpec, opts: BuildOptions): Promise<BuiltStream> {
-  const loaded = await loadTasks(spec.tasks.map(toSource), spec, opts);
+  const loaded = await loadTasks(spec.tasks, spec, opts);
   const first = loaded[0]!;
   const C = first.train.classNames.length;
   for (const l of loaded) {
@@ -126,7 +123,7 @@ export async function buildDomain(spec: DomainSpec, opts: BuildOptions): Promise
 export async function buildMultiDataset(spec: MultiDatasetSpec, opts: BuildOptions): Promise<BuiltStream> {
   const list =
     spec.datasets === 'mtil-order-1' ? [...MTIL_ORDER_I] : spec.datasets === 'mtil-order-2' ? [...MTIL_ORDER_II] : spec.datasets;
-  const loaded = await loadTasks(list.map(toSource), spec, opts);
+  const loaded = await loadTasks(list.map((t) => (typeof t === 'string' ? { dataset: t } : t)), spec, opts);
   const offsets: number[] = [];
   const classNames: string[] = [];
   const owner: number[] = [];

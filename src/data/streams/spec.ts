@@ -70,6 +70,12 @@ export const TaskSourceSchema = z.strictObject({
 });
 export type TaskSource = z.output<typeof TaskSourceSchema>;
 
+/** A task entry: a full task object, or just a dataset reference (wrapped as `{ dataset }`). */
+const TaskEntrySchema = z.preprocess(
+  (v) => (typeof v === 'string' || (v !== null && typeof v === 'object' && !('dataset' in v)) ? { dataset: v } : v),
+  TaskSourceSchema,
+);
+
 const common = {
   seed: z.number().int().default(0),
   /** Keep at most this many training samples per class (first ones in dataset order). */
@@ -116,7 +122,7 @@ export const SiBlurrySpecSchema = z.strictObject({
 
 export const DomainSpecSchema = z.strictObject({
   kind: z.literal('domain'),
-  tasks: z.array(z.union([DatasetRefSchema, TaskSourceSchema])).min(1),
+  tasks: z.array(TaskEntrySchema).min(1),
   ...common,
 });
 
@@ -125,7 +131,7 @@ export const MultiDatasetSpecSchema = z.strictObject({
   /** The datasets in task order, or an MTIL order preset. */
   datasets: z.union([
     z.enum(['mtil-order-1', 'mtil-order-2']),
-    z.array(z.union([DatasetRefSchema, TaskSourceSchema])).min(1),
+    z.array(TaskEntrySchema).min(1),
   ]),
   ...common,
 });

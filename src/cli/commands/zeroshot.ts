@@ -1,0 +1,143 @@
+/**
+ * `moeclip zeroshot --model DIR --image PATH... --class NAME... [--template T]... [--json]` — zero-shot
+ * classification with CLIP's recipe (per class: mean of normalised template embeddings, renormalised; softmax of
+ * exp(logit_scale)·cosine similarities).
+ *
+ * The command is split into "where images and classes come from" ({@link ZeroShotSource}, built by
+ * {@link sourceFromArgs}) and "classify and report" ({@link classify}), so that a dataset mode
+ * (`--dataset NAME --root DIR --split S --classes all|even|odd`) only has to add another source, whose items carry
+ * a `label`, and an accuracy line.
+ */
+import { parseArgs } from 'node:util';
+import type { Command, CliIO } from '../command.ts';
+import { UsageError } from '../command.ts';
+import { ClipModel, softmaxRows } from '../../clip/clip.ts';
+import { loadClip } from '../../clip/load.ts';
+import { readImage } from '../../io/image.ts';
+import type { Image } from '../../data/types.ts';
+import { parseThreads } from './encode.ts';
+
+const DEFAULT_TEMPLATE = 'a photo of a {}.';
+
+const USAGE = `usage: moeclip zeroshot --model DIR --image PATH... --class NAME... [--template T]... [--json] [--threads N]
+
+Zero-shot classification of images among the given class names. Each class's text embedding is the
+renormalised mean of its normalised template embeddings ("{}" in a template is replaced by the class name;
+default template: "${DEFAULT_TEMPLATE}"). Probabilities are softmax(exp(logit_scale) · cosine similarity).
+
+  --model DIR      the model folder (Hugging Face or open_clip layout)
+  --image PATH     a PNG or JPEG file (repeatable)
+  --class NAME     a class name (repeatable, at least two)
+  --template T     a prompt template with {} (repeatable)
+  --json           print {"results": [{"image", "probs", "argmax", "label"}]}
+  --batch N        images per batch (default 32)
+  --threads N      ONNX Runtime threads (default: all cores)`;
+
+/** One image to classify. `label` (the true class index) is known in dataset mode. */
+export interface ZeroShotItem {
+  id: string;
+  load: () => Promise<Image>;
+  label?: number;
+}
+
+/** Where the images, classes and templates come from. */
+export interface ZeroShotSource {
+  classNames: string[];
+  templates: string[];
+  items: ZeroShotItem[];
+}
+
+/** The result for one image. */
+export interface ZeroShotResult {
+  image: string;
+  probs: number[];
+  argmax: number;
+  label: string;
+}
+
+type Values = { image: string[]; class: string[]; template: string[] };
+
+/** The explicit-files source: `--image` paths and `--class` names (dataset mode would add a second branch here). */
+export function sourceFromArgs(values: Values): ZeroShotSource {
+  if (values.image.length === 0) throw new UsageError(`give at least one --image\n\n${USAGE}`);
+  if (values.class.length < 2) throw new UsageError(`give at least two --class names\n\n${USAGE}`);
+  const templates = values.template.length ? values.template : [DEFAULT_TEMPLATE];
+  for (const t of templates) if (!t.includes('{}')) throw new UsageError(`--template ${JSON.stringify(t)} has no {} placeholder for the class name`);
+  return {
+    classNames: values.class,
+    templates,
+    items: values.image.map((p) => ({ id: p, load: () => readImage(p) })),
+  };
+}
+
+/** Classifies every item of `source` in batches; `onBatch` reports progress. */
+export async function classify(model: ClipModel, source: ZeroShotSource, batch: number, onBatch?: (done: number, total: number) => void): Promise<ZeroShotResult[]> {
+  const classifier = await model.zeroShotClassifier(source.classNames, source.templates);
+  const results: ZeroShotResult[] = [];
+  const C = source.classNames.length;
+  for (let a = 0; a < source.items.length; a += batch) {
+    const chunk = source.items.slice(a, a + batch);
+    const images = await Promise.all(chunk.map((it) => it.load()));
+    const probs = softmaxRows(model.logits(await model.encodeImages(images), classifier));
+    chunk.forEach((it, i) => {
+      const p = Array.from(probs.data.subarray(i * C, (i + 1) * C));
+      let best = 0;
+      for (let c = 1; c < C; c++) if (p[c]! > p[best]!) best = c;
+      results.push({ image: it.id, probs: p, argmax: best, label: source.classNames[best]! });
+    });
+    onBatch?.(Math.min(a + batch, source.items.length), source.items.length);
+  }
+  return results;
+}
+
+function printTable(io: CliIO, results: ZeroShotResult[]): void {
+  const w = Math.max(5, ...results.map((r) => r.image.length));
+  io.stdout(`${'image'.padEnd(w)}  label  (probability)\n`);
+  for (const r of results) io.stdout(`${r.image.padEnd(w)}  ${r.label}  (${r.probs[r.argmax]!.toFixed(4)})\n`);
+}
+
+const zeroshot: Command = {
+  summary: 'Zero-shot classify images among class names with a CLIP model',
+  usage: USAGE,
+  async run(argv, io) {
+    let values;
+    try {
+      ({ values } = parseArgs({
+        args: argv,
+        allowPositionals: false,
+        options: {
+          model: { type: 'string' },
+          image: { type: 'string', multiple: true, default: [] },
+          class: { type: 'string', multiple: true, default: [] },
+          template: { type: 'string', multiple: true, default: [] },
+          json: { type: 'boolean', default: false },
+          batch: { type: 'string' },
+          threads: { type: 'string' },
+        },
+      }));
+    } catch (e) {
+      throw new UsageError(`${(e as Error).message}\n\n${USAGE}`);
+    }
+    if (values.model === undefined) throw new UsageError(`--model DIR is required\n\n${USAGE}`);
+    const source = sourceFromArgs(values);
+    const batch = values.batch === undefined ? 32 : Number(values.batch);
+    if (!Number.isInteger(batch) || batch < 1) throw new UsageError(`--batch must be a positive integer, got '${values.batch}'`);
+    const threads = parseThreads(values.threads);
+
+    const loaded = loadClip(values.model);
+    for (const w of loaded.warnings) io.stderr(`warning: ${w}\n`);
+    const model = await ClipModel.fromParts(loaded, { imageBatch: batch, ...(threads !== undefined ? { threads } : {}) });
+    let results: ZeroShotResult[];
+    try {
+      results = await classify(model, source, batch, (done, total) => {
+        if (total > batch) io.stderr(`classified ${done}/${total}\n`);
+      });
+    } finally {
+      await model.close();
+    }
+    if (values.json) io.stdout(JSON.stringify({ results }) + '\n');
+    else printTable(io, results);
+    return 0;
+  },
+};
+export default zeroshot;
