@@ -145,7 +145,7 @@ function activation(x: Tensor, act: ClipAct): Tensor {
 }
 
 /** Geometry of one tower's blocks. */
-interface BlockSpec {
+export interface BlockSpec {
   tower: Tower;
   width: number;
   heads: number;
@@ -181,8 +181,11 @@ function selfAttention(g: Graph, W: WeightSource, prefix: string, h: Tensor, spe
   return reshape(project('out', merged), [-1, T, width]);
 }
 
-/** One pre-LN residual block (see the module doc). x: [B, T, w] → [B, T, w]. */
-function residualBlock(g: Graph, W: WeightSource, prefix: string, x: Tensor, spec: BlockSpec, layer: number, mask: Tensor | null, hooks: ClipHooks | undefined): Tensor {
+/**
+ * One pre-LN residual block (see the module doc) with the weights `<prefix>.layer_norm1.weight` ... of the
+ * canonical layout. x: [B, T, w] → [B, T, w]. `mask` is added to the attention scores (null: none).
+ */
+export function residualBlock(g: Graph, W: WeightSource, prefix: string, x: Tensor, spec: BlockSpec, layer: number, mask: Tensor | null, hooks: ClipHooks | undefined): Tensor {
   return g.scope(`block${layer}`, () => {
     const scope = g.scopePath;
     const attnOut = g.scope('attn', () => {

@@ -77,11 +77,63 @@ interface Entry {
   feature?: Float32Array;
 }
 
+/**
+ * Class keys grouped by their stored count, so that "a random largest class" costs O(1): counts change by
+ * one at a time, so the maximum moves by at most one per update.
+ */
+class CountBuckets {
+  /** count → class keys with that count (count ≥ 1). */
+  buckets = new Map<number, number[]>();
+  private where = new Map<number, number>();
+  max = 0;
+
+  /** Records that `key` went from `from` to `to` stored items. */
+  move(key: number, from: number, to: number): void {
+    if (from > 0) {
+      const b = this.buckets.get(from)!;
+      const i = this.where.get(key)!;
+      const last = b.pop()!;
+      if (last !== key) {
+        b[i] = last;
+        this.where.set(last, i);
+      }
+    }
+    if (to > 0) {
+      let b = this.buckets.get(to);
+      if (!b) this.buckets.set(to, (b = []));
+      this.where.set(key, b.length);
+      b.push(key);
+      if (to > this.max) this.max = to;
+    } else {
+      this.where.delete(key);
+    }
+    while (this.max > 0 && !this.buckets.get(this.max)?.length) this.max--;
+  }
+
+  /** A uniformly random class among those with the most stored items. */
+  randomLargest(rng: Rng): number {
+    const b = this.buckets.get(this.max)!;
+    return b[rng.int(b.length)]!;
+  }
+
+  /** Rebuilds from saved bucket lists (keeps the exact order, so a restored memory draws the same classes). */
+  static fromLists(lists: [number, number[]][]): CountBuckets {
+    const cb = new CountBuckets();
+    for (const [count, keys] of lists) {
+      cb.buckets.set(count, [...keys]);
+      keys.forEach((k, i) => cb.where.set(k, i));
+      if (keys.length && count > cb.max) cb.max = count;
+    }
+    return cb;
+  }
+}
+
 /** Slots with per-class lists and an item → entry index; every operation is O(1). */
 class Slots {
   readonly flat: Entry[] = [];
   readonly byClass = new Map<number, Entry[]>();
   readonly index = new Map<StreamItem, Entry>();
+  counts = new CountBuckets();
 
   classList(key: number): Entry[] {
     let l = this.byClass.get(key);
@@ -89,11 +141,18 @@ class Slots {
     return l;
   }
 
-  push(item: StreamItem, key: number): void {
-    const list = this.classList(key);
-    const e: Entry = { item, key, pos: this.flat.length, cpos: list.length };
-    this.flat.push(e);
+  /** Appends `e` to its class list (updating the count buckets). */
+  linkClass(e: Entry): void {
+    const list = this.classList(e.key);
+    e.cpos = list.length;
     list.push(e);
+    this.counts.move(e.key, list.length - 1, list.length);
+  }
+
+  push(item: StreamItem, key: number): void {
+    const e: Entry = { item, key, pos: this.flat.length, cpos: -1 };
+    this.flat.push(e);
+    this.linkClass(e);
     this.index.set(item, e);
   }
 
@@ -104,18 +163,17 @@ class Slots {
       list[e.cpos] = last;
       last.cpos = e.cpos;
     }
+    this.counts.move(e.key, list.length + 1, list.length);
   }
 
   /** Puts `item` into the slot of `e` (keeping its flat position). */
   replace(e: Entry, item: StreamItem, key: number): void {
     this.index.delete(e.item);
     this.unlinkClass(e);
-    const list = this.classList(key);
     e.item = item;
     e.key = key;
-    e.cpos = list.length;
     delete e.feature;
-    list.push(e);
+    this.linkClass(e);
     this.index.set(item, e);
   }
 
@@ -225,12 +283,9 @@ class Memory implements ReplayMemory {
       case 'class-balanced': {
         if (this.spec.capacity <= 0) return;
         if (s.flat.length < this.spec.capacity) return s.push(item, key);
-        let largest = 0;
-        for (const l of s.byClass.values()) largest = Math.max(largest, l.length);
         const count = s.count(key);
-        if (count < largest) {
-          const big = [...s.byClass.entries()].filter(([, l]) => l.length === largest).map(([k]) => k);
-          const victimClass = s.classList(big[rng.int(big.length)]!);
+        if (count < s.counts.max) {
+          const victimClass = s.classList(s.counts.randomLargest(rng));
           s.replace(victimClass[rng.int(victimClass.length)]!, item, key);
           return;
         }
@@ -300,6 +355,7 @@ class Memory implements ReplayMemory {
       items: this.slots.flat.map((e) => itemRef(e.item)),
       // per-class slot order (it decides which item a class reservoir replaces), in class-map order
       classes: [...this.slots.byClass.entries()].map(([k, l]) => [k, l.map((e) => e.pos)]),
+      countBuckets: [...this.slots.counts.buckets.entries()],
       features: Object.fromEntries(
         this.slots.flat.flatMap((e, i) => (e.feature ? [[String(i), encodeFeature(e.feature)]] : [])),
       ),
@@ -315,6 +371,7 @@ class Memory implements ReplayMemory {
       perClassLimit?: number;
       items?: ReplayItemRef[];
       classes?: [number, number[]][];
+      countBuckets?: [number, number[]][];
       features?: Record<string, string>;
     };
     if (!st || st.version !== 1 || !Array.isArray(st.items) || !Array.isArray(st.seenByClass)) {
@@ -333,22 +390,16 @@ class Memory implements ReplayMemory {
       slots.index.set(item, e);
     });
     for (const [key, positions] of st.classes ?? []) {
-      const list = slots.classList(key);
+      slots.classList(key);
       for (const p of positions) {
         const e = slots.flat[p];
         if (!e || e.key !== key || e.cpos !== -1) throw new Error('replay state: inconsistent class lists');
-        e.cpos = list.length;
-        list.push(e);
+        slots.linkClass(e);
       }
     }
     // entries not listed (older snapshots) join their class in slot order
-    for (const e of slots.flat) {
-      if (e.cpos === -1) {
-        const list = slots.classList(e.key);
-        e.cpos = list.length;
-        list.push(e);
-      }
-    }
+    for (const e of slots.flat) if (e.cpos === -1) slots.linkClass(e);
+    if (st.countBuckets) slots.counts = CountBuckets.fromLists(st.countBuckets);
     this.slots = slots;
     this.seenTotal = st.seen ?? 0;
     this.seenByClass = new Map(st.seenByClass);

@@ -162,6 +162,7 @@ export const F32_CASES: F32Case[] = [
   poolCase('averagePool 3x3 pad 1 exclude pad', convSpec({ n: 1, c: 2, o: 2, spatial: [4, 4], kernel: [3, 3], pads: [1, 1, 1, 1] }), false, false),
   poolCase('averagePool 3x3 pad 1 include pad', convSpec({ n: 1, c: 2, o: 2, spatial: [4, 4], kernel: [3, 3], pads: [1, 1, 1, 1] }), true, false),
   poolCase('averagePool ceil mode 2x2 stride 2 on 5x5', convSpec({ n: 1, c: 1, o: 1, spatial: [5, 5], kernel: [2, 2], strides: [2, 2] }), false, true),
+  poolCase('averagePool ceil mode 3x3 stride 2 pad 1 include pad on 6x6', convSpec({ n: 1, c: 1, o: 1, spatial: [6, 6], kernel: [3, 3], strides: [2, 2], pads: [1, 1, 1, 1] }), true, true),
   {
     ops: ['Erf'],
     name: 'erf (textbook derivative 2/√π·e^(−x²))',
@@ -213,6 +214,7 @@ export async function checkF32(c: F32Case, seed = 11): Promise<{ relErr: Record<
   const R = g.constant(Float32Array.from(r), 'float32', outShape);
   const loss = G.reduceSum(G.mul(out, R));
   g.output(loss, 'loss');
+  g.output(out, 'out');
   const grads = G.grad(loss, xs);
   grads.forEach((t, i) => g.output(t, `grad_${c.inputs[i]!.name}`));
   const s = await session(g);
@@ -236,6 +238,8 @@ export async function checkF32(c: F32Case, seed = 11): Promise<{ relErr: Record<
     );
   }
   const relErrs: Record<string, number> = {};
+  // the forward must agree with the JS reference too (else the reference gradient would prove nothing)
+  if (!c.jsGrad) relErrs['(forward)'] = relErr(res['out']!.data, c.js(vals));
   c.inputs.forEach((inp, i) => {
     relErrs[inp.name] = relErr(res[`grad_${inp.name}`]!.data, truth[i]!);
   });

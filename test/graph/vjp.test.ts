@@ -21,6 +21,17 @@ for (const c of CASES) {
   });
 }
 
+// Opset 18 moved ReduceMean/Max/Min axes to inputs; check those lowerings (and 21) against differences too.
+const OPSET_SENSITIVE = new Set(['ReduceMean', 'ReduceMax', 'ReduceMin', 'Split', 'Pad', 'Slice', 'ScatterElements']);
+for (const opset of [18, 21]) {
+  test(`VJP cases of opset-sensitive ops pass at opset ${opset}`, async () => {
+    for (const c of CASES.filter((x) => x.opset === undefined && x.ops.some((op) => OPSET_SENSITIVE.has(op)))) {
+      const r = await gradCheck({ ...c, opset });
+      for (const [name, err] of Object.entries(r.relErr)) assert.ok(err < 1e-6, `${c.name} @${opset}: d/d${name} ${err.toExponential(2)}`);
+    }
+  });
+}
+
 test('frozen constant weight gets no gradient nodes (only dA is computed)', async () => {
   const c = CASES.find((x) => x.name === 'matmul frozen weight (no dW)')!;
   const r = await gradCheck(c);

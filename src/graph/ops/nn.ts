@@ -162,7 +162,8 @@ export function averagePool(x: Tensor, opts: Omit<PoolOptions, 'dilations'> & { 
  * float32 at opset ≥ 17 uses the fused LayerNormalization op; float64 (whose fused kernel keeps float32
  * statistics) and older opsets use the decomposition.
  */
-export function layerNorm(x: Tensor, scale: Tensor, bias: Tensor | null, eps = 1e-5): Tensor {
+export function layerNorm(x: Tensor, scale: Tensor, bias?: Tensor | null, eps = 1e-5): Tensor {
+  bias = bias ?? null;
   const g = graphOf('LayerNormalization', x, scale, bias);
   requireFloat('LayerNormalization', x);
   sameDType('LayerNormalization', x, scale, ...(bias ? [bias] : []));

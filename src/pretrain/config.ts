@@ -1,0 +1,317 @@
+/**
+ * The pretraining config (zod 4), read from YAML or JSON:
+ *
+ * ```yaml
+ * name: moeclip-tiny
+ * seed: 0                                  # weight init, data order, captions, augmentation
+ * model:
+ *   act: quick_gelu                        # default activation of both towers (quick_gelu | gelu | gelu_tanh)
+ *   vision: { imageSize: 64, patchSize: 8, width: 256, layers: 6, heads: 4 }   # mlpDim (default 4·width), act
+ *   text: { contextLength: 24, width: 128, layers: 4, heads: 4 }               # mlpDim, act, vocabSize (49408)
+ *   embedDim: 128
+ * data:
+ *   dataset: tiny-imagenet                 # a registry name (src/data/registry.ts)
+ *   root: ../.data/tiny-imagenet-200       # optional: the registry's default root
+ *   split: train
+ *   classes: even                          # all | even | odd over the SORTED class ids (see classes.ts)
+ *   limitPerClass: 100                     # optional
+ * captions:
+ *   templates: ['a photo of a {}.', ...]   # default: the dataset's templates
+ *   synonyms: true                         # draw from every synonym a dataset lists (Tiny ImageNet words.txt)
+ * augment:
+ *   crop: { kind: random-resized, scale: [0.35, 1], ratio: [0.75, 1.3333] }  # or { kind: pad, padding: 4 } | { kind: none }
+ *   flip: 0.5
+ *   colorJitter: { brightness: 0.2, contrast: 0.2, saturation: 0.2 }
+ *   grayscale: 0.05
+ * optim:
+ *   batchSize: 128
+ *   epochs: 8                              # or steps: N (exactly one of the two)
+ *   lr: 0.001
+ *   weightDecay: 0.1                       # not on LayerNorm, biases, embeddings, logit_scale
+ *   betas: [0.9, 0.98]
+ *   eps: 1.0e-6
+ *   warmupSteps: 500
+ *   lrFloor: 0.00001                       # the cosine ends here
+ *   clipNorm: 1.0                          # optional global gradient-norm clip
+ * checkpointEvery: 500                     # steps (0 = only when stopping)
+ * eval: { every: 1000, split: val, limitPerClass: 10, templates: [...], batchSize: 128 }   # every: 0 = only at the end
+ * threads: 2                               # ONNX Runtime intra-op threads
+ * float: F16                               # storage of the exported weights (F16 | F32)
+ * out: ../models/moeclip-tiny              # the exported model folder
+ * checkpointDir: ../runs/pretrain/moeclip-tiny
+ * tokenizer: ../shared/clip/bpe_simple_vocab_16e6.txt.gz   # optional (see tokenizer resolution in the CLI)
+ * ```
+ *
+ * Unknown keys are errors. Errors name the field path, e.g. `optim.lr: expected a number > 0`.
+ * Relative paths (`root`, `out`, `checkpointDir`, `tokenizer`) in a file resolve against the file's folder.
+ */
+import { readFileSync } from 'node:fs';
+import { basename, dirname, extname, isAbsolute, resolve } from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+import { LOGIT_SCALE_INIT, validateClipConfig, type ClipAct, type ClipConfig } from '../clip/config.ts';
+import { applyOverride, parseOverride } from '../config/overrides.ts';
+
+/** Thrown for invalid pretraining configs; the message names the file and the field path. */
+export class PretrainConfigError extends Error {
+  override name = 'PretrainConfigError';
+}
+
+const posInt = (what = 'a positive integer') => z.int({ error: `expected ${what}` }).positive({ error: `expected ${what}` });
+const nonNegInt = () => z.int({ error: 'expected an integer ≥ 0' }).min(0, { error: 'expected an integer ≥ 0' });
+const posNum = () => z.number({ error: 'expected a number > 0' }).positive({ error: 'expected a number > 0' });
+const prob = () => z.number({ error: 'expected a probability in [0, 1]' }).min(0).max(1);
+const act = z.enum(['quick_gelu', 'gelu', 'gelu_tanh']);
+
+const VisionSchema = z.strictObject({
+  imageSize: posInt(),
+  patchSize: posInt(),
+  width: posInt(),
+  layers: posInt(),
+  heads: posInt(),
+  mlpDim: posInt().optional(),
+  act: act.optional(),
+});
+
+const TextSchema = z.strictObject({
+  contextLength: z.int({ error: 'expected an integer ≥ 3' }).min(3, { error: 'expected an integer ≥ 3' }),
+  width: posInt(),
+  layers: posInt(),
+  heads: posInt(),
+  mlpDim: posInt().optional(),
+  act: act.optional(),
+  vocabSize: posInt().default(49408),
+});
+
+const range2 = z
+  .tuple([z.number(), z.number()], { error: 'expected [lo, hi]' })
+  .refine(([a, b]) => a <= b, { message: 'expected lo ≤ hi' });
+
+const CropSchema = z.discriminatedUnion('kind', [
+  z.strictObject({
+    kind: z.literal('random-resized'),
+    /** Fraction of the image area kept, [lo, hi] ⊂ (0, 1]. */
+    scale: range2.refine(([a, b]) => a > 0 && b <= 1, { message: 'expected 0 < lo ≤ hi ≤ 1' }).default([0.35, 1]),
+    /** Aspect ratio w/h range (sampled log-uniformly). */
+    ratio: range2.refine(([a]) => a > 0, { message: 'expected 0 < lo ≤ hi' }).default([3 / 4, 4 / 3]),
+  }),
+  z.strictObject({ kind: z.literal('pad'), padding: nonNegInt().default(4) }),
+  z.strictObject({ kind: z.literal('none') }),
+]);
+
+const JitterSchema = z.strictObject({
+  brightness: z.number().min(0).max(1).default(0),
+  contrast: z.number().min(0).max(1).default(0),
+  saturation: z.number().min(0).max(1).default(0),
+});
+
+export const AugmentSchema = z.strictObject({
+  crop: CropSchema.default({ kind: 'random-resized', scale: [0.35, 1], ratio: [3 / 4, 4 / 3] }),
+  flip: prob().default(0.5),
+  colorJitter: JitterSchema.default({ brightness: 0, contrast: 0, saturation: 0 }),
+  grayscale: prob().default(0),
+});
+
+const OptimSchema = z
+  .strictObject({
+    batchSize: z.int({ error: 'expected an integer ≥ 2' }).min(2, { error: 'expected an integer ≥ 2' }),
+    steps: posInt().optional(),
+    epochs: posNum().optional(),
+    lr: posNum(),
+    weightDecay: z.number().min(0).default(0.1),
+    betas: z
+      .tuple([z.number(), z.number()], { error: 'expected [beta1, beta2]' })
+      .refine(([a, b]) => a >= 0 && a < 1 && b >= 0 && b < 1, { message: 'expected betas in [0, 1)' })
+      .default([0.9, 0.98]),
+    eps: posNum().default(1e-6),
+    warmupSteps: nonNegInt().default(0),
+    lrFloor: z.number().min(0).default(0),
+    clipNorm: posNum().optional(),
+  })
+  .check((ctx) => {
+    const v = ctx.value;
+    if ((v.steps === undefined) === (v.epochs === undefined)) {
+      ctx.issues.push({ code: 'custom', message: 'give exactly one of steps and epochs', path: ['steps'], input: v });
+    }
+    if (v.lrFloor > v.lr) ctx.issues.push({ code: 'custom', message: `lrFloor ${v.lrFloor} is above lr ${v.lr}`, path: ['lrFloor'], input: v });
+  });
+
+const classesEnum = z.enum(['all', 'even', 'odd']);
+
+const EvalSchema = z.strictObject({
+  every: nonNegInt().default(0),
+  split: z.string().default('val'),
+  limitPerClass: posInt().optional(),
+  templates: z.array(z.string()).min(1).optional(),
+  batchSize: posInt().default(128),
+  enabled: z.boolean().default(true),
+});
+
+export const PretrainConfigSchema = z.strictObject({
+  name: z.string().min(1).optional(),
+  seed: nonNegInt().default(0),
+  model: z.strictObject({
+    act: act.default('quick_gelu'),
+    vision: VisionSchema,
+    text: TextSchema,
+    embedDim: posInt(),
+    logitScaleInit: z.number().default(LOGIT_SCALE_INIT),
+  }),
+  data: z.strictObject({
+    dataset: z.string().min(1),
+    root: z.string().optional(),
+    split: z.string().default('train'),
+    classes: classesEnum.default('all'),
+    limitPerClass: posInt().optional(),
+  }),
+  captions: z
+    .strictObject({
+      templates: z.array(z.string().refine((t) => t.includes('{}'), { message: 'a template needs a {} placeholder' })).min(1).optional(),
+      synonyms: z.boolean().default(true),
+    })
+    .default({ synonyms: true }),
+  augment: AugmentSchema.default({
+    crop: { kind: 'random-resized', scale: [0.35, 1], ratio: [3 / 4, 4 / 3] },
+    flip: 0.5,
+    colorJitter: { brightness: 0, contrast: 0, saturation: 0 },
+    grayscale: 0,
+  }),
+  optim: OptimSchema,
+  checkpointEvery: nonNegInt().default(0),
+  eval: EvalSchema.default({ every: 0, split: 'val', batchSize: 128, enabled: true }),
+  threads: posInt().optional(),
+  float: z.enum(['F16', 'F32']).default('F16'),
+  out: z.string().optional(),
+  checkpointDir: z.string().optional(),
+  tokenizer: z.string().optional(),
+});
+
+export type PretrainConfig = z.infer<typeof PretrainConfigSchema>;
+export type AugmentConfig = z.infer<typeof AugmentSchema>;
+export type ClassSubset = z.infer<typeof classesEnum>;
+
+/** Keys whose string values are filesystem paths (resolved against the config file's folder). */
+const PATH_KEYS = new Set(['root', 'out', 'checkpointDir', 'tokenizer']);
+
+function resolveConfigPaths(value: unknown, base: string, key = ''): unknown {
+  if (typeof value === 'string') return PATH_KEYS.has(key) && value !== '' && !isAbsolute(value) ? resolve(base, value) : value;
+  if (Array.isArray(value)) return value.map((v) => resolveConfigPaths(v, base, key));
+  if (typeof value === 'object' && value !== null) {
+    const out: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(value)) out[k] = resolveConfigPaths(v, base, k);
+    return out;
+  }
+  return value;
+}
+
+function formatIssues(where: string, error: z.ZodError): string {
+  const lines = error.issues.map((i) => `${i.path.map(String).join('.') || '(root)'}: ${i.message}`);
+  return `${where}: invalid pretraining config:\n${lines.join('\n')}`;
+}
+
+/**
+ * Validates a pretraining config value. Relative paths in `raw` resolve against `baseDir`; `sets` (`a.b=value`,
+ * value parsed as YAML) apply afterwards with their paths resolved against `cwd`. Architecture invariants
+ * (heads divide widths, patches tile the image) are checked too, naming `model.vision.width` etc.
+ */
+export function parsePretrainConfig(
+  raw: unknown,
+  opts: { baseDir: string; sets?: readonly string[]; cwd?: string; source?: string },
+): PretrainConfig {
+  const where = opts.source ?? 'config';
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
+    throw new PretrainConfigError(`${where}: the config must be a mapping with model, data and optim sections`);
+  }
+  let value = resolveConfigPaths(raw, opts.baseDir);
+  for (const s of opts.sets ?? []) {
+    try {
+      const ov = parseOverride(s);
+      const last = ov.path[ov.path.length - 1]!;
+      if (typeof ov.value === 'string') ov.value = resolveConfigPaths(ov.value, opts.cwd ?? opts.baseDir, last);
+      value = applyOverride(value, ov);
+    } catch (e) {
+      throw new PretrainConfigError((e as Error).message);
+    }
+  }
+  const r = PretrainConfigSchema.safeParse(value);
+  if (!r.success) throw new PretrainConfigError(formatIssues(where, r.error));
+  const cfg = r.data;
+  try {
+    clipConfigOf(cfg);
+  } catch (e) {
+    // validateClipConfig says `model: vision.width: ...`; report it as the field path `model.vision.width: ...`
+    const msg = (e as Error).message.replace(/^model: /, 'model.');
+    throw new PretrainConfigError(`${where}: invalid pretraining config:\n${msg}`);
+  }
+  return cfg;
+}
+
+/** Reads, overrides and validates a YAML (`.yaml`/`.yml`) or JSON pretraining config file. */
+export function loadPretrainConfig(file: string, opts: { sets?: readonly string[]; cwd?: string } = {}): PretrainConfig {
+  const cwd = opts.cwd ?? process.cwd();
+  const abs = resolve(cwd, file);
+  let text: string;
+  try {
+    text = readFileSync(abs, 'utf8');
+  } catch (e) {
+    throw new PretrainConfigError(`${abs}: cannot read config: ${(e as Error).message}`);
+  }
+  let raw: unknown;
+  try {
+    raw = extname(abs).toLowerCase() === '.json' ? JSON.parse(text) : parseYaml(text);
+  } catch (e) {
+    throw new PretrainConfigError(`${abs}: not valid ${extname(abs).toLowerCase() === '.json' ? 'JSON' : 'YAML'}: ${(e as Error).message}`);
+  }
+  const cfg = parsePretrainConfig(raw, { baseDir: dirname(abs), sets: opts.sets ?? [], cwd, source: abs });
+  if (cfg.name === undefined) cfg.name = basename(abs).replace(/\.(ya?ml|json)$/i, '');
+  return cfg;
+}
+
+/** The CLIP architecture a pretraining config describes (MLP width defaults to 4 × width). */
+export function clipConfigOf(cfg: PretrainConfig): ClipConfig {
+  const m = cfg.model;
+  const vAct: ClipAct = m.vision.act ?? m.act;
+  const tAct: ClipAct = m.text.act ?? m.act;
+  return validateClipConfig(
+    {
+      vision: {
+        imageSize: m.vision.imageSize,
+        patchSize: m.vision.patchSize,
+        width: m.vision.width,
+        layers: m.vision.layers,
+        heads: m.vision.heads,
+        mlpDim: m.vision.mlpDim ?? 4 * m.vision.width,
+        act: vAct,
+        lnEps: 1e-5,
+      },
+      text: {
+        contextLength: m.text.contextLength,
+        vocabSize: m.text.vocabSize,
+        width: m.text.width,
+        layers: m.text.layers,
+        heads: m.text.heads,
+        mlpDim: m.text.mlpDim ?? 4 * m.text.width,
+        act: tAct,
+        lnEps: 1e-5,
+      },
+      embedDim: m.embedDim,
+      logitScaleInit: m.logitScaleInit,
+    },
+    'model',
+  );
+}
+
+/**
+ * The parts of a config that determine the trained weights bit for bit (everything but bookkeeping: output
+ * folders, checkpoint/eval cadence, eval settings, float storage). A resumed run must match these.
+ */
+export function trainingSignature(cfg: PretrainConfig): Record<string, unknown> {
+  return {
+    seed: cfg.seed,
+    model: cfg.model,
+    data: { dataset: cfg.data.dataset, split: cfg.data.split, classes: cfg.data.classes, limitPerClass: cfg.data.limitPerClass ?? null },
+    captions: cfg.captions,
+    augment: cfg.augment,
+    optim: cfg.optim,
+  };
+}
