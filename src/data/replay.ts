@@ -399,7 +399,12 @@ class Memory implements ReplayMemory {
     }
     // entries not listed (older snapshots) join their class in slot order
     for (const e of slots.flat) if (e.cpos === -1) slots.linkClass(e);
-    if (st.countBuckets) slots.counts = CountBuckets.fromLists(st.countBuckets);
+    if (st.countBuckets) {
+      for (const [count, keys] of st.countBuckets) {
+        if (keys.some((k) => slots.count(k) !== count)) throw new Error('replay state: class counts do not match the items');
+      }
+      slots.counts = CountBuckets.fromLists(st.countBuckets);
+    }
     this.slots = slots;
     this.seenTotal = st.seen ?? 0;
     this.seenByClass = new Map(st.seenByClass);

@@ -15,7 +15,7 @@ import {
   type DType,
   type Dim,
   type Tensor,
-  type TensorData,
+  type ArrayData,
   ONNX_DTYPE,
   allocData,
   canonicalDim,
@@ -36,7 +36,7 @@ export type AttrValue =
   | { readonly kind: 'ints'; readonly value: readonly number[] }
   | { readonly kind: 'floats'; readonly value: readonly number[] }
   | { readonly kind: 'string'; readonly value: string }
-  | { readonly kind: 'tensor'; readonly value: { dtype: DType; shape: readonly number[]; data: TensorData } };
+  | { readonly kind: 'tensor'; readonly value: { dtype: DType; shape: readonly number[]; data: ArrayData } };
 
 /** Constructors for attribute values. */
 export const attr = {
@@ -51,7 +51,7 @@ export const attr = {
   },
   floats: (value: readonly number[]): AttrValue => ({ kind: 'floats', value: [...value] }),
   string: (value: string): AttrValue => ({ kind: 'string', value }),
-  tensor: (dtype: DType, shape: readonly number[], data: TensorData): AttrValue => ({
+  tensor: (dtype: DType, shape: readonly number[], data: ArrayData): AttrValue => ({
     kind: 'tensor',
     value: { dtype, shape: [...shape], data },
   }),
@@ -70,7 +70,7 @@ export interface GraphNode {
 /** An initializer: a frozen weight (`param`) or a constant. */
 export interface Initializer {
   readonly tensor: Tensor;
-  readonly data: TensorData;
+  readonly data: ArrayData;
   readonly kind: 'param' | 'constant';
 }
 
@@ -185,7 +185,7 @@ export class Graph {
     dtype: DType,
     shape?: readonly number[],
   ): Tensor {
-    let data: TensorData;
+    let data: ArrayData;
     let dims: number[];
     if (typeof value === 'number') {
       dims = shape ? [...shape] : [];
@@ -193,7 +193,7 @@ export class Graph {
       data = toData(new Array<number>(n).fill(value), dtype);
     } else {
       if (ArrayBuffer.isView(value)) {
-        const arr = value as TensorData;
+        const arr = value as ArrayData;
         const src = dtypeOfArray(arr);
         const compatible = src === dtype || (src === 'uint8' && dtype === 'bool');
         data = compatible ? arr : toData(Array.from(arr as ArrayLike<number | bigint>, (v) => Number(v)), dtype);
@@ -311,7 +311,7 @@ export class Graph {
   }
 
   /** The data of a constant or param tensor (through Identity nodes), or undefined if not known at build time. */
-  constData(t: Tensor): TensorData | undefined {
+  constData(t: Tensor): ArrayData | undefined {
     const init = this._inits.get(t.name);
     if (init) return init.data;
     const p = this._producers.get(t.name);
@@ -429,7 +429,7 @@ function attrProto(name: string, v: AttrValue): OnnxNs.IAttributeProto {
   }
 }
 
-function tensorProto(name: string, dtype: DType, dims: readonly number[], data: TensorData): OnnxNs.ITensorProto {
+function tensorProto(name: string, dtype: DType, dims: readonly number[], data: ArrayData): OnnxNs.ITensorProto {
   let bytes: Uint8Array;
   if (dtype === 'bool' && !(data instanceof Uint8Array)) {
     const u = new Uint8Array(data.length);
@@ -454,6 +454,6 @@ function valueInfo(name: string, t: Tensor): OnnxNs.IValueInfoProto {
 }
 
 /** Zero-filled data for `dtype` (re-exported helper for tests and ops). */
-export function zerosData(dtype: DType, n: number): TensorData {
+export function zerosData(dtype: DType, n: number): ArrayData {
   return allocData(dtype, n);
 }

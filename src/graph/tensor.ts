@@ -23,7 +23,7 @@ export interface Tensor {
 }
 
 /** Typed arrays that can hold tensor data. `bool` and `uint8` data use `Uint8Array`. */
-export type TensorData = Float32Array | Float64Array | BigInt64Array | Int32Array | Uint8Array;
+export type ArrayData = Float32Array | Float64Array | BigInt64Array | Int32Array | Uint8Array;
 
 /** ONNX `TensorProto.DataType` codes. */
 export const ONNX_DTYPE: Readonly<Record<DType, number>> = {
@@ -51,7 +51,7 @@ export function isFloat(dtype: DType): boolean {
 }
 
 /** The element type that a typed array stores (`Uint8Array` maps to `uint8`). */
-export function dtypeOfArray(data: TensorData): DType {
+export function dtypeOfArray(data: ArrayData): DType {
   if (data instanceof Float32Array) return 'float32';
   if (data instanceof Float64Array) return 'float64';
   if (data instanceof BigInt64Array) return 'int64';
@@ -61,7 +61,7 @@ export function dtypeOfArray(data: TensorData): DType {
 }
 
 /** Allocates a typed array of `n` elements for `dtype`. */
-export function allocData(dtype: DType, n: number): TensorData {
+export function allocData(dtype: DType, n: number): ArrayData {
   switch (dtype) {
     case 'float32':
       return new Float32Array(n);
@@ -78,7 +78,7 @@ export function allocData(dtype: DType, n: number): TensorData {
 }
 
 /** Converts plain numbers to a typed array of `dtype` (ints are checked to be integers). */
-export function toData(values: readonly number[], dtype: DType): TensorData {
+export function toData(values: readonly number[], dtype: DType): ArrayData {
   const out = allocData(dtype, values.length);
   for (let i = 0; i < values.length; i++) {
     const v = values[i]!;
@@ -98,7 +98,7 @@ export function toData(values: readonly number[], dtype: DType): TensorData {
 }
 
 /** Reads element `i` of tensor data as a JS number. */
-export function dataAt(data: TensorData, i: number): number {
+export function dataAt(data: ArrayData, i: number): number {
   const v = data[i];
   if (v === undefined) throw new Error(`tensor data index ${i} out of range (${data.length})`);
   return typeof v === 'bigint' ? Number(v) : v;

@@ -23,6 +23,7 @@ import { clipPreprocessConfig, CLIP_MEAN, CLIP_STD } from '../clip/preprocess.ts
 import { randomClipWeights } from '../clip/random.ts';
 import type { ClipTokenizer } from '../clip/tokenizer.ts';
 import type { ClipWeights } from '../clip/weights.ts';
+import { fnv1a } from '../data/cache.ts';
 import { loadDataset, type DatasetSpec } from '../data/registry.ts';
 import type { Dataset } from '../data/types.ts';
 import { Engine } from '../runtime/engine.ts';
@@ -287,7 +288,8 @@ export async function pretrain(cfg: PretrainConfig, opts: PretrainOptions): Prom
 
   const stopAt = Math.min(steps, opts.maxSteps ?? steps);
   try {
-    const step0 = await engine.session(`pretrain/${cfg.name ?? 'run'}/${JSON.stringify(trainingSignature(cfg)).length}/${vocab.size}`, () => {
+    const graphKey = fnv1a(JSON.stringify({ clipCfg, optim: cfg.optim, vocab: vocab.size })).toString(16);
+    const step0 = await engine.session(`pretrain/${graphKey}`, () => {
       const built = buildPretrainStep(clipCfg, trainW, {
         weightDecay: cfg.optim.weightDecay,
         betas: cfg.optim.betas as [number, number],
@@ -361,9 +363,7 @@ export async function pretrain(cfg: PretrainConfig, opts: PretrainOptions): Prom
       const finishedNow = step === steps;
       stopped = opts.signal?.aborted === true;
       if (evalEnabled && !finishedNow && cfg.eval.every > 0 && step % cfg.eval.every === 0) await evaluate(step);
-      if (finishedNow || stopped || step === stopAt || (cfg.checkpointEvery > 0 && step % cfg.checkpointEvery === 0)) {
-        if (!finishedNow) checkpoint(after);
-      }
+      if (!finishedNow && (stopped || step === stopAt || (cfg.checkpointEvery > 0 && step % cfg.checkpointEvery === 0))) checkpoint(after);
       if (stopped) break;
     }
     const finished = state.step === steps;

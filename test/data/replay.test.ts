@@ -109,6 +109,22 @@ describe('per-class reservoir', () => {
 });
 
 describe('class-balanced (CBRS)', () => {
+  it('when full, a new class evicts from the largest class', () => {
+    const mem = createReplay({ kind: 'class-balanced', capacity: 4 });
+    const rng = new Rng(12);
+    const s = items([0, 0, 0, 0, 1, 1, 2]);
+    s.slice(0, 4).forEach((it) => mem.add(it, rng));
+    mem.add(s[4]!, rng);
+    assert.deepEqual([...mem.classCounts()].sort(), [[0, 3], [1, 1]]);
+    mem.add(s[5]!, rng);
+    assert.deepEqual([...mem.classCounts()].sort(), [[0, 2], [1, 2]]);
+    mem.add(s[6]!, rng); // classes 0 and 1 tie as largest: one of them gives a slot
+    const c = mem.classCounts();
+    assert.equal(c.get(2), 1);
+    assert.deepEqual([c.get(0), c.get(1)].sort(), [1, 2]);
+    assert.equal(mem.size, 4);
+  });
+
   it('a minority class keeps all its items; majority classes share the rest', () => {
     const labels = [...new Array<number>(100).fill(0), ...new Array<number>(10).fill(1), ...new Array<number>(30).fill(2)];
     new Rng(6).shuffle(labels);
