@@ -4,7 +4,8 @@
  * (a) one training step of 4 frozen ViT-B blocks (width 768, 12 heads, MLP 3072, 197 tokens, batch 8) with a
  *     768→64→768 ReLU adapter per block in parallel with the MLP (adapters trainable, AdamW): one graph, one run;
  * (b) the forward pass of a ViT-B/16-shaped image tower (random weights, batch 8);
- * (c) numpy fp32 GEMM (M=1576, K=768, N=3072) in the same run, as the machine's reference throughput.
+ * (c) numpy fp32 GEMM (M=1576, K=768, N=3072) in the same run, as the machine's reference throughput: sampled
+ *     before, between and after the ORT timings (median of the three), since a shared machine's speed drifts.
  * Each timing: warm-up runs, then the median of N runs. FLOPs are counted analytically (matrix products only,
  * 2·M·K·N each; elementwise work is not counted), counting only the work a step needs:
  *   forward per block  = 8Nd² (q,k,v,out) + 4Ndm (MLP) + 4BT²d (scores, context) + 4Ndr (adapter)
@@ -145,8 +146,16 @@ function numpyGemm(): { gflops: number | null; note: string } {
 
 async function main(): Promise<void> {
   log(`engine bench: ${threads} threads; batch ${B}, ${T} tokens, width ${D}, ${HEADS} heads, MLP ${MLP}`);
-  const np = numpyGemm();
-  log(`numpy fp32 GEMM 1576x768x3072: ${np.gflops === null ? np.note : `${np.gflops.toFixed(1)} GFLOP/s`}`);
+  // numpy is sampled before, between and after the ORT timings (the machine is shared: its speed drifts)
+  const npSamples: number[] = [];
+  let npNote = '';
+  const sampleNumpy = (when: string) => {
+    const r = numpyGemm();
+    npNote = r.note;
+    if (r.gflops !== null) npSamples.push(r.gflops);
+    log(`numpy fp32 GEMM 1576x768x3072 (${when}): ${r.gflops === null ? r.note : `${r.gflops.toFixed(1)} GFLOP/s`}`);
+  };
+  sampleNumpy('before');
 
   const engine = await Engine.create({ threads });
   const rng = new Rng(7);
@@ -156,11 +165,12 @@ async function main(): Promise<void> {
     const stepCfg = vitConfig(BLOCKS);
     let t0 = performance.now();
     const { bytes, params } = buildStepGraph(stepCfg);
+    const stepMB = bytes.byteLength / 1e6;
     const buildMs = performance.now() - t0;
     t0 = performance.now();
     const step = await engine.session('bench/step', () => bytes);
     const createMs = performance.now() - t0;
-    log(`step graph: ${(bytes.byteLength / 1e6).toFixed(1)} MB, built in ${buildMs.toFixed(0)} ms, session created in ${createMs.toFixed(0)} ms`);
+    log(`step graph: ${stepMB.toFixed(1)} MB, built in ${buildMs.toFixed(0)} ms, session created in ${createMs.toFixed(0)} ms`);
     const feeds: Record<string, TensorData> = {
       x: { dtype: 'float32', dims: [B, T, D], data: randn(B * T * D, 1, rng) },
       lr: { dtype: 'float32', dims: [], data: Float32Array.of(1e-3) },
@@ -173,7 +183,7 @@ async function main(): Promise<void> {
       feeds[`${p.name}.v`] = { dtype: 'float32', dims: p.shape, data: new Float32Array(n) };
     }
     let loss = NaN;
-    const stepT = await timeRuns(2, 5, async () => {
+    const stepT = await timeRuns(3, 7, async () => {
       const out = await engine.run(step, feeds);
       loss = out['loss']!.data[0] as number;
     });
@@ -181,6 +191,7 @@ async function main(): Promise<void> {
     const stepGflops = sf / 1e9 / (stepT.median / 1e3);
     log(`train step: median ${stepT.median.toFixed(0)} ms of [${stepT.all.map((x) => x.toFixed(0)).join(', ')}], ${(sf / 1e9).toFixed(1)} GFLOP → ${stepGflops.toFixed(1)} GFLOP/s (loss ${loss.toFixed(4)})`);
     await engine.release('bench/step');
+    sampleNumpy('between');
 
     // (b) ViT-B/16 image tower forward
     const fwdCfg = vitConfig(12);
@@ -195,21 +206,25 @@ async function main(): Promise<void> {
     const fCreateMs = performance.now() - t0;
     log(`ViT-B/16 forward graph: built in ${fBuildMs.toFixed(0)} ms, session created in ${fCreateMs.toFixed(0)} ms`);
     const pixels: TensorData = { dtype: 'float32', dims: [B, 3, 224, 224], data: randn(B * 3 * 224 * 224, 1, rng) };
-    const fwdT = await timeRuns(1, 3, async () => {
+    const fwdT = await timeRuns(2, 5, async () => {
       await engine.run(fwd, { pixels });
     });
     const ff = forwardFlops(fwdCfg);
     const fwdGflops = ff / 1e9 / (fwdT.median / 1e3);
     log(`ViT-B/16 forward (batch ${B}): median ${fwdT.median.toFixed(0)} ms of [${fwdT.all.map((x) => x.toFixed(0)).join(', ')}], ${(ff / 1e9).toFixed(1)} GFLOP → ${fwdGflops.toFixed(1)} GFLOP/s`);
 
+    sampleNumpy('after');
+    const npGflops = npSamples.length ? median(npSamples) : null;
+    if (npGflops === null) log(npNote);
     result = {
       step_ms: Math.round(stepT.median),
       step_gflops: Number(stepGflops.toFixed(1)),
       forward_ms: Math.round(fwdT.median),
-      numpy_gemm_gflops: np.gflops === null ? null : Number(np.gflops.toFixed(1)),
-      step_ratio: np.gflops === null ? null : Number((stepGflops / np.gflops).toFixed(3)),
+      numpy_gemm_gflops: npGflops === null ? null : Number(npGflops.toFixed(1)),
+      step_ratio: npGflops === null ? null : Number((stepGflops / npGflops).toFixed(3)),
       forward_gflops: Number(fwdGflops.toFixed(1)),
-      forward_ratio: np.gflops === null ? null : Number((fwdGflops / np.gflops).toFixed(3)),
+      forward_ratio: npGflops === null ? null : Number((fwdGflops / npGflops).toFixed(3)),
+      numpy_samples: npSamples.map((x) => Number(x.toFixed(1))),
       step_gflop: Number((sf / 1e9).toFixed(1)),
       forward_gflop: Number((ff / 1e9).toFixed(1)),
       forward_batch: B,

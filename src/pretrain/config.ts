@@ -42,7 +42,7 @@
  * tokenizer: ../shared/clip/bpe_simple_vocab_16e6.txt.gz   # optional (see tokenizer resolution in the CLI)
  * ```
  *
- * Unknown keys are errors. Errors name the field path, e.g. `optim.lr: expected a number > 0`.
+ * Unknown keys are errors; `key: null` (or `--set key=null`) unsets an optional key. Errors name the field path, e.g. `optim.lr: expected a number > 0`.
  * Relative paths (`root`, `out`, `checkpointDir`, `tokenizer`) in a file resolve against the file's folder.
  */
 import { readFileSync } from 'node:fs';
@@ -204,6 +204,17 @@ function resolveConfigPaths(value: unknown, base: string, key = ''): unknown {
   return value;
 }
 
+/** A deep copy without `null` values: `key: null` (or `--set key=null`) unsets an optional key. */
+function dropNulls(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(dropNulls);
+  if (typeof value === 'object' && value !== null) {
+    const out: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(value)) if (v !== null) out[k] = dropNulls(v);
+    return out;
+  }
+  return value;
+}
+
 function formatIssues(where: string, error: z.ZodError): string {
   const lines = error.issues.map((i) => `${i.path.map(String).join('.') || '(root)'}: ${i.message}`);
   return `${where}: invalid pretraining config:\n${lines.join('\n')}`;
@@ -233,7 +244,7 @@ export function parsePretrainConfig(
       throw new PretrainConfigError((e as Error).message);
     }
   }
-  const r = PretrainConfigSchema.safeParse(value);
+  const r = PretrainConfigSchema.safeParse(dropNulls(value));
   if (!r.success) throw new PretrainConfigError(formatIssues(where, r.error));
   const cfg = r.data;
   try {

@@ -311,8 +311,10 @@ export async function pretrain(cfg: PretrainConfig, opts: PretrainOptions): Prom
     });
     const B = cfg.optim.batchSize;
     const S = clipCfg.vision.imageSize;
-    let next: PretrainBatch | null = state.step < stopAt ? sampler.next() : null;
+    // `after` is always the sampler state before the batch in `next` was drawn: the resume point after the
+    // last completed step
     let after = sampler.state();
+    let next: PretrainBatch | null = state.step < stopAt ? sampler.next() : null;
     let window: { loss: number; n: number } = { loss: 0, n: 0 };
     let stopped = false;
     while (next && state.step < stopAt) {

@@ -1,0 +1,269 @@
+/**
+ * `moeclip pretrain CONFIG [--set key.path=value]... [--out DIR] [--resume] [--max-steps N] ...`
+ *
+ * Contrastive pretraining of a CLIP from a YAML/JSON config (src/pretrain/). Progress goes to stderr: a progress
+ * bar on a TTY (step, images/s, loss, lr, ETA), plain periodic lines otherwise. Ctrl-C / SIGTERM finish the
+ * current step and write a checkpoint before exiting (a second Ctrl-C exits at once). The final summary
+ * (JSON) goes to stdout.
+ */
+import { existsSync, statSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import cliProgress from 'cli-progress';
+import type { CliIO, Command } from '../command.ts';
+import { UsageError } from '../command.ts';
+import { ClipTokenizer } from '../../clip/tokenizer.ts';
+import { loadPretrainConfig, PretrainConfigError, type PretrainConfig } from '../../pretrain/config.ts';
+import { pretrain, type PretrainEvent } from '../../pretrain/train.ts';
+
+const DEFAULT_BPE = '../shared/clip/bpe_simple_vocab_16e6.txt.gz';
+
+const USAGE = `usage: moeclip pretrain CONFIG [--set key.path=value]... [--out DIR] [--resume] [--max-steps N]
+                        [--checkpoint-dir DIR] [--threads N] [--tokenizer PATH]
+
+Trains a CLIP from scratch with a contrastive image-text loss on a labelled image dataset (captions are the
+class names, or their synonyms, in prompt templates) and writes a Hugging Face CLIPModel folder (config.json,
+model.safetensors, vocab.json, merges.txt, preprocessor_config.json, pretrain.json). See
+presets/pretrain/moeclip-tiny.yaml for a commented config.
+
+options:
+  --set key.path=value   override a config value (value parsed as YAML), repeatable
+  --out DIR              model folder written at the end (default: the config's 'out', else
+                         runs/pretrain/<name>/model)
+  --checkpoint-dir DIR   checkpoint folder (default: the config's 'checkpointDir', else
+                         runs/pretrain/<name>/checkpoints)
+  --resume               continue from the checkpoint in the checkpoint folder
+  --max-steps N          stop (with a checkpoint) once the run has made N steps in total; the learning-rate
+                         schedule still spans the whole run, so '--resume' continues it exactly
+  --threads N            ONNX Runtime threads (default: the config's 'threads', else all cores)
+  --tokenizer PATH       CLIP BPE file (bpe_simple_vocab_16e6.txt.gz) or a folder with vocab.json + merges.txt
+                         (default: the config's 'tokenizer', else ${DEFAULT_BPE}, else the shipped model's)
+
+Ctrl-C (or SIGTERM) finishes the current step, writes a checkpoint and exits; resume with --resume.`;
+
+/**
+ * Finds the tokenizer: an explicit path (a BPE .gz file or a folder with vocab.json + merges.txt), else CLIP's BPE
+ * file in ../shared/clip (relative to the working directory, then to the repository), else the shipped model's.
+ */
+export function resolveTokenizer(explicit: string | undefined, cwd: string): ClipTokenizer {
+  const load = (p: string): ClipTokenizer => (statSync(p).isDirectory() ? ClipTokenizer.fromModelDir(p) : ClipTokenizer.fromBpeGz(p));
+  if (explicit !== undefined) {
+    const p = resolve(cwd, explicit);
+    if (!existsSync(p)) throw new UsageError(`tokenizer ${p} does not exist`);
+    return load(p);
+  }
+  const candidates = [
+    resolve(cwd, DEFAULT_BPE),
+    fileURLToPath(new URL('../../../../shared/clip/bpe_simple_vocab_16e6.txt.gz', import.meta.url)),
+    fileURLToPath(new URL('../../../models/moeclip-tiny', import.meta.url)),
+  ];
+  for (const c of candidates) {
+    if (existsSync(c) && (c.endsWith('.gz') || existsSync(join(c, 'vocab.json')))) return load(c);
+  }
+  throw new UsageError(`no CLIP tokenizer found (looked for ${candidates.join(', ')}); pass --tokenizer PATH`);
+}
+
+function parseCount(flag: string, v: string | undefined): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1) throw new UsageError(`${flag} must be a positive integer, got '${v}'`);
+  return n;
+}
+
+function fmtDuration(sec: number): string {
+  if (!Number.isFinite(sec)) return '—';
+  const s = Math.round(sec);
+  const h = Math.floor(s / 3600);
+  const m = Math.floor((s % 3600) / 60);
+  return h > 0 ? `${h}h${String(m).padStart(2, '0')}m` : `${m}m${String(s % 60).padStart(2, '0')}s`;
+}
+
+const pct = (v: number) => `${(v * 100).toFixed(2)}%`;
+
+/** Turns training events into a progress bar (TTY) or periodic lines on stderr. */
+function reporter(io: CliIO): { onEvent: (e: PretrainEvent) => void; stop: () => void } {
+  let bar: cliProgress.SingleBar | null = null;
+  let total = 0;
+  let startStep = 0;
+  let every = 1;
+  let lastLine = 0;
+  let ema = 0;
+  let emaLoss = 0;
+  let lastDataLine = 0;
+  const t0 = Date.now();
+  const stop = () => {
+    bar?.stop();
+    bar = null;
+  };
+  const line = (s: string) => {
+    if (bar) {
+      // keep the bar intact: clear its line, print, redraw
+      io.stderr('\r\x1b[2K' + s + '\n');
+      bar.render();
+    } else io.stderr(s + '\n');
+  };
+  const onEvent = (e: PretrainEvent) => {
+    switch (e.type) {
+      case 'log':
+        line(e.message);
+        break;
+      case 'data':
+        if (e.done === e.total || Date.now() - lastDataLine > 5000) {
+          lastDataLine = Date.now();
+          line(`decoding ${e.split}: ${e.done}/${e.total} images`);
+        }
+        break;
+      case 'start':
+        total = e.stopAt;
+        startStep = e.startStep;
+        every = Math.max(1, Math.round(e.steps / 200));
+        io.stderr(
+          `pretraining: ${e.samples} images of ${e.classes} classes, batch ${e.batchSize}, ${e.steps} steps` +
+            `${e.stopAt < e.steps ? ` (stopping at ${e.stopAt})` : ''}, ${(e.params / 1e6).toFixed(2)} M trainable parameters, ` +
+            `${e.vocab} caption tokens${e.startStep > 0 ? `; resuming at step ${e.startStep}` : ''}\n`,
+        );
+        if (io.isTTY) {
+          const stream = { isTTY: true, columns: 110, write: (s: string) => (io.stderr(s), true) };
+          bar = new cliProgress.SingleBar(
+            {
+              stream: stream as unknown as NodeJS.WritableStream,
+              format: 'step {value}/{total} |{bar}| {ips} img/s | loss {loss} | lr {lr} | acc {acc} | ETA {eta_formatted}',
+              hideCursor: true,
+              clearOnComplete: false,
+              etaBuffer: 50,
+            },
+            cliProgress.Presets.shades_classic,
+          );
+          bar.start(total, startStep, { ips: '—', loss: '—', lr: '—', acc: '—' });
+        }
+        break;
+      case 'step': {
+        ema = ema === 0 ? e.imagesPerSec : 0.9 * ema + 0.1 * e.imagesPerSec;
+        emaLoss = emaLoss === 0 ? e.loss : 0.95 * emaLoss + 0.05 * e.loss;
+        if (bar) {
+          bar.update(e.step, { ips: ema.toFixed(1), loss: emaLoss.toFixed(4), lr: e.lr.toExponential(2), acc: pct(e.batchAccuracy) });
+        } else if (e.step % every === 0 || e.step === total || Date.now() - lastLine > 60_000) {
+          lastLine = Date.now();
+          const done = e.step - startStep;
+          const rate = done / ((Date.now() - t0) / 1000);
+          const eta = (total - e.step) / rate;
+          io.stderr(
+            `step ${e.step}/${e.steps}: loss ${e.loss.toFixed(4)} (avg ${emaLoss.toFixed(4)}), batch acc ${pct(e.batchAccuracy)}, ` +
+              `lr ${e.lr.toExponential(2)}, scale ${e.logitScale.toFixed(1)}${e.gradNorm !== null ? `, |g| ${e.gradNorm.toFixed(2)}` : ''}, ` +
+              `${ema.toFixed(1)} img/s, ETA ${fmtDuration(eta)}\n`,
+          );
+        }
+        break;
+      }
+      case 'eval':
+        line(
+          `eval at step ${e.step}: zero-shot ${pct(e.seen.accuracy)} on ${e.seen.n} images of the ${e.seen.classes} training classes` +
+            (e.unseen ? `, ${pct(e.unseen.accuracy)} on ${e.unseen.n} images of ${e.unseen.classes} held-out classes` : '') +
+            ` (${(e.ms / 1000).toFixed(1)}s)`,
+        );
+        break;
+      case 'checkpoint':
+        line(`checkpoint at step ${e.step}: ${e.path}`);
+        break;
+      case 'export':
+        line(`model written to ${e.dir}`);
+        break;
+    }
+  };
+  return { onEvent, stop };
+}
+
+const pretrainCommand: Command = {
+  summary: 'Pretrain a CLIP contrastively on a labelled image dataset and write a model folder',
+  usage: USAGE,
+  async run(argv, io) {
+    let parsed;
+    try {
+      parsed = parseArgs({
+        args: argv,
+        allowPositionals: true,
+        options: {
+          set: { type: 'string', multiple: true, default: [] },
+          out: { type: 'string' },
+          'checkpoint-dir': { type: 'string' },
+          resume: { type: 'boolean', default: false },
+          'max-steps': { type: 'string' },
+          threads: { type: 'string' },
+          tokenizer: { type: 'string' },
+        },
+      });
+    } catch (e) {
+      throw new UsageError(`${(e as Error).message}\n\n${USAGE}`);
+    }
+    const { values, positionals } = parsed;
+    if (positionals.length !== 1) throw new UsageError(`expected exactly one CONFIG file, got ${positionals.length}\n\n${USAGE}`);
+    const maxSteps = parseCount('--max-steps', values['max-steps']);
+    const threads = parseCount('--threads', values.threads);
+    const cwd = process.cwd();
+    let cfg: PretrainConfig;
+    try {
+      cfg = loadPretrainConfig(positionals[0]!, { sets: values.set, cwd });
+    } catch (e) {
+      if (e instanceof PretrainConfigError) throw new UsageError(e.message);
+      throw e;
+    }
+    if (threads !== undefined) cfg.threads = threads;
+    const name = cfg.name ?? 'run';
+    const outDir = values.out !== undefined ? resolve(cwd, values.out) : (cfg.out ?? resolve(cwd, 'runs', 'pretrain', name, 'model'));
+    const checkpointDir =
+      values['checkpoint-dir'] !== undefined ? resolve(cwd, values['checkpoint-dir']) : (cfg.checkpointDir ?? resolve(cwd, 'runs', 'pretrain', name, 'checkpoints'));
+    const tokenizer = resolveTokenizer(values.tokenizer ?? cfg.tokenizer, cwd);
+
+    const controller = new AbortController();
+    let signals = 0;
+    const onSignal = (sig: NodeJS.Signals) => {
+      signals++;
+      if (signals > 1) {
+        io.stderr(`\n${sig} again: exiting without a checkpoint\n`);
+        process.exit(130);
+      }
+      io.stderr(`\n${sig}: finishing the current step and writing a checkpoint (press Ctrl-C again to exit at once)\n`);
+      controller.abort();
+    };
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+    const progress = reporter(io);
+    let result;
+    try {
+      result = await pretrain(cfg, {
+        tokenizer,
+        outDir,
+        checkpointDir,
+        resume: values.resume,
+        ...(maxSteps !== undefined ? { maxSteps } : {}),
+        signal: controller.signal,
+        onEvent: progress.onEvent,
+      });
+    } finally {
+      progress.stop();
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+    }
+    const summary = {
+      step: result.step,
+      steps: result.steps,
+      finished: result.finished,
+      out: result.outDir,
+      checkpoint: result.checkpointPath,
+      seconds: Math.round(result.elapsedMs / 100) / 10,
+      eval: result.eval
+        ? { step: result.eval.step, seen: result.eval.seen, unseen: result.eval.unseen }
+        : null,
+    };
+    io.stderr(
+      result.finished
+        ? `done: ${result.step} steps; model in ${result.outDir ?? '(not exported)'}\n`
+        : `stopped at step ${result.step}/${result.steps}; continue with --resume (checkpoint ${result.checkpointPath})\n`,
+    );
+    io.stdout(JSON.stringify(summary) + '\n');
+    return controller.signal.aborted ? 130 : 0;
+  },
+};
+
+export default pretrainCommand;
