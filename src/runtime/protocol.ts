@@ -7,7 +7,7 @@
  * into an exactly sized array of its own; that copy is ours and is always transferred.
  */
 import type { HostSessionOptions, SessionInfo } from './ort-host.ts';
-import { ownsWholeBuffer, type TensorData } from './types.ts';
+import { allocTyped, ownsWholeBuffer, type TensorData } from './types.ts';
 
 /** Sent once by the worker after onnxruntime has loaded (or failed to). */
 export type WorkerHello = { type: 'ready'; version: string } | { type: 'fatal'; error: SerializedError };
@@ -53,7 +53,10 @@ export function packTensors(
       out[name] = t;
       if (transferOwned) transfer.add(t.data.buffer as ArrayBuffer);
     } else {
-      const copy = t.data.slice();
+      // A fresh array, never `slice()`: on a Node Buffer `slice` is a view, and transferring it would detach the
+      // caller's memory.
+      const copy = allocTyped(t.dtype, t.data.length);
+      copy.set(t.data as never);
       out[name] = { dtype: t.dtype, dims: t.dims, data: copy };
       transfer.add(copy.buffer as ArrayBuffer);
     }
@@ -63,6 +66,7 @@ export function packTensors(
 
 /** Model bytes for `postMessage`: an exact copy whose buffer can be transferred (the caller's bytes are untouched). */
 export function packModel(model: Uint8Array): { model: Uint8Array; transfer: ArrayBuffer[] } {
-  const copy = model.slice();
+  const copy = new Uint8Array(model.byteLength); // not `slice()`: that is a view on a Node Buffer
+  copy.set(model);
   return { model: copy, transfer: [copy.buffer] };
 }

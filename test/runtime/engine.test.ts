@@ -308,3 +308,15 @@ test('processes using a worker engine exit on their own, with or without close (
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('session() leaves Node Buffer model bytes intact (Buffer.slice is a view)', async () => {
+  const engine = await Engine.create({ threads: 1, worker: true });
+  try {
+    const bytes = Buffer.from(matmulAddModel(3, 2));
+    const before = bytes.byteLength;
+    await engine.session('buffer-bytes', () => bytes);
+    assert.equal(bytes.byteLength, before);
+  } finally {
+    await engine.close();
+  }
+});
