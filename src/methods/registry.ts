@@ -20,6 +20,8 @@ export interface MethodDefinition<S extends z.ZodType = z.ZodType> {
 /** Built-in methods, loaded on first use. */
 const BUILTIN: Record<string, () => Promise<MethodDefinition>> = {
   ncm: async () => (await import('./ncm.ts')).ncmMethod as unknown as MethodDefinition,
+  'ncm-clip': async () => (await import('./ncm-clip.ts')).ncmClipMethod as unknown as MethodDefinition,
+  'zeroshot-clip': async () => (await import('./zeroshot-clip.ts')).zeroShotClipMethod as unknown as MethodDefinition,
 };
 
 const registered = new Map<string, MethodDefinition>();

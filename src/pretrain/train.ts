@@ -237,12 +237,11 @@ export async function pretrain(cfg: PretrainConfig, opts: PretrainOptions): Prom
     state = new TrainState(params, { optimizer: 'adamw' });
   }
 
+  // the evaluation split is loaded up front, so that a bad eval setting fails before training starts
   const evalEnabled = cfg.eval.enabled && opts.evalData !== null;
-  let evalData: Dataset | null = null;
-  const getEvalData = async (): Promise<Dataset> => {
-    evalData ??= opts.evalData ?? (await loadDataset(dataSpec(cfg, cfg.eval.split, cfg.eval.limitPerClass, onData(cfg.eval.split))));
-    return evalData;
-  };
+  const evalData: Dataset | null = !evalEnabled
+    ? null
+    : (opts.evalData ?? (await loadDataset(dataSpec(cfg, cfg.eval.split, cfg.eval.limitPerClass, onData(cfg.eval.split)))));
   const evalTemplates = cfg.eval.templates ?? cfg.captions.templates ?? undefined;
   const unseenSubset = complementOf(cfg.data.classes);
 
@@ -253,7 +252,7 @@ export async function pretrain(cfg: PretrainConfig, opts: PretrainOptions): Prom
   const elapsed = () => elapsedBefore + (Date.now() - t0);
 
   const evaluate = async (step: number) => {
-    const ds = await getEvalData();
+    const ds = evalData!;
     const te = Date.now();
     const weights = weightsFromState(state, initial, vocab);
     const model = await ClipModel.fromParts(

