@@ -22,10 +22,12 @@ export const CLIP_RESOURCES = 'clip';
 
 /**
  * The package's root folder (the nearest ancestor of this file holding the `moeclip` package.json), so that
- * shipped files resolve the same from `src/` under tsx and from a compiled `dist/src/`.
+ * shipped files resolve the same from `src/` under tsx and from a compiled `dist/src/`. Falls back to two
+ * levels above this file (its place in the source tree).
  */
 export function packageRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
+  const here = fileURLToPath(import.meta.url);
+  let dir = dirname(here);
   for (;;) {
     const pj = join(dir, 'package.json');
     if (existsSync(pj)) {
@@ -36,7 +38,7 @@ export function packageRoot(): string {
       }
     }
     const up = dirname(dir);
-    if (up === dir) throw new Error('cannot find the moeclip package root above ' + fileURLToPath(import.meta.url));
+    if (up === dir) return resolve(dirname(here), '..', '..');
     dir = up;
   }
 }
@@ -100,7 +102,7 @@ export class ClipResources {
    * The features object of the model in `dir` (loaded on first request; concurrent requests share the load).
    * Keyed by the folder's real path, so `./m` and `/abs/m` are one model.
    */
-  features(dir: string): Promise<ClipFeatures> {
+  async features(dir: string): Promise<ClipFeatures> {
     if (this.disposed) throw new Error('ClipResources: already disposed');
     checkModelDir(dir);
     const key = realpathSync(dir);

@@ -1,0 +1,4 @@
+/** File formats: safetensors, images, atomic writes. */
+export * from './safetensors.ts';
+export * from './image.ts';
+export * from './atomic.ts';
