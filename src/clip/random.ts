@@ -1,7 +1,7 @@
 /**
  * Random CLIP models: weights initialised like OpenAI's CLIP, and a writer that lays out a complete model folder
- * (config + safetensors + tokenizer files + preprocessing config) in the Hugging Face or open_clip layout, so that
- * tests, demos and the pretraining command can create models without downloading anything.
+ * (config + safetensors + tokenizer files + preprocessing config, via save.ts) in the Hugging Face or open_clip
+ * layout, so that tests, demos and the pretraining command can create models without downloading anything.
  *
  * Initialisation (OpenAI CLIP `initialize_parameters`, all normal with mean 0):
  * - text token embedding std 0.02, text positional embedding std 0.01;
@@ -10,16 +10,12 @@
  * - text projection std w_text^-½; image class embedding, positional embedding and projection std w_vision^-½;
  * - patch embedding (a conv without bias) std (3·p²)^-½; `logit_scale` = config.logitScaleInit.
  */
-import { copyFileSync, mkdirSync } from 'node:fs';
-import { join } from 'node:path';
-import { writeFileAtomic, writeJsonAtomic } from '../io/atomic.ts';
-import { writeSafetensors, type StTensor } from '../io/safetensors.ts';
 import { Rng } from '../util/rng.ts';
-import { ClipTokenizer } from './tokenizer.ts';
 import type { ClipConfig, OpenClipPreprocess } from './config.ts';
-import { clipConfigToHF, clipConfigToOpenClip, OPENAI_CLIP_MEAN, OPENAI_CLIP_STD } from './config.ts';
-import type { ClipWeights, WeightTensor } from './weights.ts';
-import { clipWeightShapes, weightsToOpenClip } from './weights.ts';
+import { saveClipHF, saveClipOpenClip } from './save.ts';
+import { ClipTokenizer } from './tokenizer.ts';
+import type { ClipWeights } from './weights.ts';
+import { clipWeightShapes } from './weights.ts';
 
 export interface RandomClipOptions {
   /**
@@ -74,36 +70,6 @@ export function randomClipWeights(cfg: ClipConfig, seed: number, opts: RandomCli
 }
 
 // ---------------------------------------------------------------------------------------------------------------
-// Tokenizer files
-
-/**
- * Hugging Face `vocab.json` and `merges.txt` contents for CLIP's BPE, made from the original merge list
- * (`bpe_simple_vocab_16e6.txt.gz`): the same 49 408 ids, merges in rank order after a `#version: 0.2` header.
- */
-export function hfTokenizerFilesFromBpe(bpeGzPath: string): { vocab: Record<string, number>; merges: string } {
-  const { vocab, merges } = ClipTokenizer.fromBpeGz(bpeGzPath).exportVocabMerges();
-  return { vocab, merges: ['#version: 0.2', ...merges].join('\n') + '\n' };
-}
-
-/** The Hugging Face `preprocessor_config.json` of a CLIP image processor for square `size` inputs. */
-export function hfPreprocessorConfig(size: number, mean: readonly number[] = OPENAI_CLIP_MEAN, std: readonly number[] = OPENAI_CLIP_STD): Record<string, unknown> {
-  return {
-    crop_size: { height: size, width: size },
-    do_center_crop: true,
-    do_convert_rgb: true,
-    do_normalize: true,
-    do_rescale: true,
-    do_resize: true,
-    image_mean: [...mean],
-    image_processor_type: 'CLIPImageProcessor',
-    image_std: [...std],
-    resample: 3,
-    rescale_factor: 1 / 255,
-    size: { shortest_edge: size },
-  };
-}
-
-// ---------------------------------------------------------------------------------------------------------------
 // Model folders
 
 export interface WriteRandomClipOptions extends RandomClipOptions {
@@ -120,54 +86,15 @@ export interface WriteRandomClipOptions extends RandomClipOptions {
   preprocess?: OpenClipPreprocess;
 }
 
-function toSt(m: Map<string, WeightTensor>): Map<string, StTensor> {
-  const out = new Map<string, StTensor>();
-  for (const [k, v] of m) out.set(k, { dtype: 'float32', shape: v.shape, data: v.data });
-  return out;
-}
-
 /**
- * Writes a complete CLIP model folder for `cfg` into `dir` (created if missing) and returns the weights written.
- * - `hf`: `config.json`, `model.safetensors` (HF names), `vocab.json`, `merges.txt`, `tokenizer_config.json`,
- *   `special_tokens_map.json`, `preprocessor_config.json`;
- * - `open_clip`: `open_clip_config.json` (with `preprocess_cfg`), `open_clip_model.safetensors` (open_clip names),
- *   and a copy of `bpe_simple_vocab_16e6.txt.gz`.
+ * Writes a complete CLIP model folder for `cfg` into `dir` and returns the weights written; the files of each
+ * layout and the rules for an existing `dir` are those of {@link saveClipHF} / {@link saveClipOpenClip} (save.ts).
  */
 export function writeRandomClip(dir: string, cfg: ClipConfig, opts: WriteRandomClipOptions): ClipWeights {
   const weights = opts.weights ?? randomClipWeights(cfg, opts.seed, opts);
-  mkdirSync(dir, { recursive: true });
-  const meta = { format: 'pt' };
-  const stOpts = { float: opts.float ?? 'F32' } as const;
-  const mean = opts.preprocess?.mean ?? OPENAI_CLIP_MEAN;
-  const std = opts.preprocess?.std ?? OPENAI_CLIP_STD;
-  if (opts.layout === 'hf') {
-    writeJsonAtomic(join(dir, 'config.json'), clipConfigToHF(cfg));
-    writeSafetensors(join(dir, 'model.safetensors'), toSt(weights), meta, stOpts);
-    const { vocab, merges } = hfTokenizerFilesFromBpe(opts.bpePath);
-    writeJsonAtomic(join(dir, 'vocab.json'), vocab);
-    writeFileAtomic(join(dir, 'merges.txt'), merges);
-    writeJsonAtomic(join(dir, 'tokenizer_config.json'), {
-      tokenizer_class: 'CLIPTokenizer',
-      model_max_length: cfg.text.contextLength,
-      bos_token: '<|startoftext|>',
-      eos_token: '<|endoftext|>',
-      pad_token: '<|endoftext|>',
-      unk_token: '<|endoftext|>',
-      do_lower_case: true,
-    });
-    writeJsonAtomic(join(dir, 'special_tokens_map.json'), {
-      bos_token: '<|startoftext|>',
-      eos_token: '<|endoftext|>',
-      pad_token: '<|endoftext|>',
-      unk_token: '<|endoftext|>',
-    });
-    writeJsonAtomic(join(dir, 'preprocessor_config.json'), hfPreprocessorConfig(cfg.vision.imageSize, mean, std));
-  } else if (opts.layout === 'open_clip') {
-    writeJsonAtomic(join(dir, 'open_clip_config.json'), clipConfigToOpenClip(cfg, opts.preprocess));
-    writeSafetensors(join(dir, 'open_clip_model.safetensors'), toSt(weightsToOpenClip(weights, cfg)), meta, stOpts);
-    copyFileSync(opts.bpePath, join(dir, 'bpe_simple_vocab_16e6.txt.gz'));
-  } else {
-    throw new Error(`writeRandomClip: unknown layout '${String(opts.layout)}' (expected hf or open_clip)`);
-  }
+  const common = { config: cfg, weights, float: opts.float, preprocess: opts.preprocess };
+  if (opts.layout === 'hf') saveClipHF(dir, { ...common, tokenizer: ClipTokenizer.fromBpeGz(opts.bpePath) });
+  else if (opts.layout === 'open_clip') saveClipOpenClip(dir, { ...common, bpePath: opts.bpePath });
+  else throw new Error(`writeRandomClip: unknown layout '${String(opts.layout)}' (expected hf or open_clip)`);
   return weights;
 }

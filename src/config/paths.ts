@@ -13,15 +13,19 @@ export function isPathKey(key: string): boolean {
   return EXACT.has(key) || /[a-z0-9](Dir|Path|File)$/.test(key);
 }
 
-/** A deep copy of `value` with every path-keyed relative string resolved against `base`. */
-export function resolvePaths(value: unknown, base: string, key = ''): unknown {
+/**
+ * A deep copy of `value` with every path-keyed relative string resolved against `base`. `key` is the key that
+ * holds `value` itself (array elements inherit their array's key); `isPath` says which keys name paths
+ * (default: the run-config rule {@link isPathKey}).
+ */
+export function resolvePaths(value: unknown, base: string, key = '', isPath: (key: string) => boolean = isPathKey): unknown {
   if (typeof value === 'string') {
-    return isPathKey(key) && value !== '' && !isAbsolute(value) ? resolve(base, value) : value;
+    return isPath(key) && value !== '' && !isAbsolute(value) ? resolve(base, value) : value;
   }
-  if (Array.isArray(value)) return value.map((v) => resolvePaths(v, base, key));
+  if (Array.isArray(value)) return value.map((v) => resolvePaths(v, base, key, isPath));
   if (typeof value === 'object' && value !== null) {
     const out: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(value)) out[k] = resolvePaths(v, base, k);
+    for (const [k, v] of Object.entries(value)) out[k] = resolvePaths(v, base, k, isPath);
     return out;
   }
   return value;

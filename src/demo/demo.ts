@@ -25,7 +25,7 @@ import { parseConfig, readConfigFile, type LoadedConfig } from '../config/load.t
 import { writeFileAtomic, writeJsonAtomic } from '../io/atomic.ts';
 import { CLIP_RESOURCES, ClipResources, checkModelDir, packageRoot, type ClipResourcesOptions } from '../methods/clip-resources.ts';
 import type { FeatureStats } from '../methods/clip-features.ts';
-import { formatResultsTable, type Column, type ResultRow } from '../report/table.ts';
+import { formatResultsTable, RUN_COLUMNS, type Column, type ResultRow } from '../report/table.ts';
 import type { RunEvent } from '../run/events.ts';
 import { runExperiment } from '../run/experiment.ts';
 
@@ -198,15 +198,12 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
   return result;
 }
 
-/** The columns of the demo tables. */
-export const DEMO_COLUMNS: readonly Column[] = [
-  { key: 'A_auc', title: 'A_auc', format: 'pct' },
-  { key: 'A_avg', title: 'A_avg', format: 'pct' },
-  { key: 'A_last', title: 'A_last', format: 'pct' },
-  { key: 'F_last', title: 'F_last', format: 'pct' },
-  { key: 'online', title: 'online', format: 'pct' },
-  { key: 'time_s', title: 'time [s]', format: 'sec' },
-];
+/** The columns of the demo tables: a selection of the `moeclip run` table's ({@link RUN_COLUMNS}). */
+export const DEMO_COLUMNS: readonly Column[] = ['A_auc', 'A_avg', 'A_last', 'F_last', 'online', 'time_s'].map((key) => {
+  const column = RUN_COLUMNS.find((c) => c.key === key);
+  if (!column) throw new Error(`DEMO_COLUMNS: no run column '${key}'`);
+  return column;
+});
 
 /** Printed under the tables. */
 export const DEMO_FOOTNOTE =

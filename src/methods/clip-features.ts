@@ -21,6 +21,7 @@ import { createHash } from 'node:crypto';
 import type { ClipModel } from '../clip/clip.ts';
 import { fillTemplate } from '../clip/clip.ts';
 import type { Image } from '../data/types.ts';
+import { l2NormalizeInPlace } from '../util/vector.ts';
 import type { FeatureFn } from './method.ts';
 
 /** How {@link ClipFeatures.images} uses the image cache. */
@@ -34,17 +35,6 @@ export interface FeatureStats {
   encoded: number;
   /** Vectors currently cached. */
   cached: number;
-}
-
-/** Divides `v` by its Euclidean norm (float64 accumulation; the zero vector stays zero); returns `v`. */
-export function normalizeInPlace(v: Float32Array): Float32Array {
-  let s = 0;
-  for (let i = 0; i < v.length; i++) s += v[i]! * v[i]!;
-  if (s > 0) {
-    const inv = 1 / Math.sqrt(s);
-    for (let i = 0; i < v.length; i++) v[i]! *= inv;
-  }
-  return v;
 }
 
 /** The cache key of an image: SHA-1 over `width, height, channels` and the pixel bytes. */
@@ -169,7 +159,7 @@ export class ClipFeatures {
       }
       const v = new Float32Array(this.dim);
       for (let d = 0; d < v.length; d++) v[d] = acc[d]! / ps.length;
-      return normalizeInPlace(v);
+      return l2NormalizeInPlace(v);
     });
   }
 }

@@ -17,7 +17,8 @@ import { z } from 'zod';
 import type { Image } from '../data/types.ts';
 import type { CostInfo, FeatureFn, Method, MethodEnv, ObserveContext, TrainBatch } from './method.ts';
 import type { MethodDefinition } from './registry.ts';
-import { l2NormalizeInPlace, pixelFeatures } from './pixel-features.ts';
+import { l2NormalizeInPlace } from '../util/vector.ts';
+import { pixelFeatures } from './pixel-features.ts';
 
 export const NcmOptionsSchema = z.strictObject({
   /** `pixels` or the name of a feature extractor in `env.featureFns`. */

@@ -3,6 +3,7 @@
  * every image to the same colour layout, scale to [0, 1], optionally L2-normalise.
  */
 import type { Image } from '../data/types.ts';
+import { l2NormalizeInPlace } from '../util/vector.ts';
 
 /** `gray`: one luma channel (RGB → 0.299 R + 0.587 G + 0.114 B); `rgb`: three channels (gray replicated). */
 export type ColorMode = 'gray' | 'rgb';
@@ -85,15 +86,4 @@ export function pixelFeatures(img: Image, size: number, color: ColorMode, normal
   }
   if (normalize) l2NormalizeInPlace(out);
   return out;
-}
-
-/** Divides `v` by its Euclidean norm (no-op for the zero vector); returns `v`. */
-export function l2NormalizeInPlace(v: Float32Array): Float32Array {
-  let s = 0;
-  for (let i = 0; i < v.length; i++) s += v[i]! * v[i]!;
-  if (s > 0) {
-    const inv = 1 / Math.sqrt(s);
-    for (let i = 0; i < v.length; i++) v[i]! *= inv;
-  }
-  return v;
 }

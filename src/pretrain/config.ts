@@ -46,11 +46,12 @@
  * Relative paths (`root`, `out`, `checkpointDir`, `tokenizer`) in a file resolve against the file's folder.
  */
 import { readFileSync } from 'node:fs';
-import { basename, dirname, extname, isAbsolute, resolve } from 'node:path';
+import { basename, dirname, extname, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { LOGIT_SCALE_INIT, validateClipConfig, type ClipAct, type ClipConfig } from '../clip/config.ts';
 import { applyOverride, parseOverride } from '../config/overrides.ts';
+import { resolvePaths } from '../config/paths.ts';
 
 /** Thrown for invalid pretraining configs; the message names the file and the field path. */
 export class PretrainConfigError extends Error {
@@ -193,16 +194,7 @@ export type ClassSubset = z.infer<typeof classesEnum>;
 /** Keys whose string values are filesystem paths (resolved against the config file's folder). */
 const PATH_KEYS = new Set(['root', 'out', 'checkpointDir', 'tokenizer']);
 
-function resolveConfigPaths(value: unknown, base: string, key = ''): unknown {
-  if (typeof value === 'string') return PATH_KEYS.has(key) && value !== '' && !isAbsolute(value) ? resolve(base, value) : value;
-  if (Array.isArray(value)) return value.map((v) => resolveConfigPaths(v, base, key));
-  if (typeof value === 'object' && value !== null) {
-    const out: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(value)) out[k] = resolveConfigPaths(v, base, k);
-    return out;
-  }
-  return value;
-}
+const isPretrainPathKey = (key: string): boolean => PATH_KEYS.has(key);
 
 /** A deep copy without `null` values: `key: null` (or `--set key=null`) unsets an optional key. */
 function dropNulls(value: unknown): unknown {
@@ -233,12 +225,12 @@ export function parsePretrainConfig(
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
     throw new PretrainConfigError(`${where}: the config must be a mapping with model, data and optim sections`);
   }
-  let value = resolveConfigPaths(raw, opts.baseDir);
+  let value = resolvePaths(raw, opts.baseDir, '', isPretrainPathKey);
   for (const s of opts.sets ?? []) {
     try {
       const ov = parseOverride(s);
       const last = ov.path[ov.path.length - 1]!;
-      if (typeof ov.value === 'string') ov.value = resolveConfigPaths(ov.value, opts.cwd ?? opts.baseDir, last);
+      if (typeof ov.value === 'string') ov.value = resolvePaths(ov.value, opts.cwd ?? opts.baseDir, last, isPretrainPathKey);
       value = applyOverride(value, ov);
     } catch (e) {
       throw new PretrainConfigError((e as Error).message);

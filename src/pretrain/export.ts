@@ -4,14 +4,10 @@
  * `tokenizer_config.json`, `special_tokens_map.json`, `preprocessor_config.json`, and optionally
  * `pretrain.json` (how the model was trained). `loadClip` (src/clip/load.ts) reads the folder back.
  */
-import { mkdirSync } from 'node:fs';
-import { join } from 'node:path';
-import { clipConfigToHF, type ClipConfig } from '../clip/config.ts';
-import { hfPreprocessorConfig } from '../clip/random.ts';
+import type { ClipConfig } from '../clip/config.ts';
+import { saveClipHF } from '../clip/save.ts';
 import type { ClipTokenizer } from '../clip/tokenizer.ts';
 import type { ClipWeights } from '../clip/weights.ts';
-import { writeFileAtomic, writeJsonAtomic } from '../io/atomic.ts';
-import { writeSafetensors, type StTensor } from '../io/safetensors.ts';
 import type { TrainState } from '../runtime/train-state.ts';
 import { TOKEN_EMBEDDING } from './loss.ts';
 import type { CompactVocab } from './vocab.ts';
@@ -45,31 +41,17 @@ export interface WriteHfClipOptions {
   info?: Record<string, unknown>;
 }
 
-/** Writes a Hugging Face layout CLIP folder (see the module doc); every file is written atomically. */
+/**
+ * Writes a Hugging Face layout CLIP folder (see the module doc) with {@link saveClipHF}: the folder is written
+ * as a whole into a temporary sibling and renamed into place, replacing an earlier model folder at `dir`.
+ */
 export function writeHfClip(dir: string, cfg: ClipConfig, weights: ClipWeights, tokenizer: ClipTokenizer, opts: WriteHfClipOptions = {}): void {
-  mkdirSync(dir, { recursive: true });
-  writeJsonAtomic(join(dir, 'config.json'), clipConfigToHF(cfg));
-  const tensors = new Map<string, StTensor>();
-  for (const [name, w] of weights) tensors.set(name, { dtype: 'float32', shape: [...w.shape], data: w.data });
-  writeSafetensors(join(dir, 'model.safetensors'), tensors, { format: 'pt' }, { float: opts.float ?? 'F16' });
-  const { vocab, merges } = tokenizer.exportVocabMerges();
-  writeFileAtomic(join(dir, 'vocab.json'), JSON.stringify(vocab));
-  writeFileAtomic(join(dir, 'merges.txt'), ['#version: 0.2', ...merges].join('\n') + '\n');
-  writeJsonAtomic(join(dir, 'tokenizer_config.json'), {
-    tokenizer_class: 'CLIPTokenizer',
-    model_max_length: cfg.text.contextLength,
-    bos_token: '<|startoftext|>',
-    eos_token: '<|endoftext|>',
-    pad_token: '<|endoftext|>',
-    unk_token: '<|endoftext|>',
-    do_lower_case: true,
+  saveClipHF(dir, {
+    config: cfg,
+    weights,
+    tokenizer,
+    float: opts.float ?? 'F16',
+    preprocess: { mean: opts.mean, std: opts.std },
+    ...(opts.info ? { extraJson: { 'pretrain.json': opts.info } } : {}),
   });
-  writeJsonAtomic(join(dir, 'special_tokens_map.json'), {
-    bos_token: '<|startoftext|>',
-    eos_token: '<|endoftext|>',
-    pad_token: '<|endoftext|>',
-    unk_token: '<|endoftext|>',
-  });
-  writeJsonAtomic(join(dir, 'preprocessor_config.json'), hfPreprocessorConfig(cfg.vision.imageSize, opts.mean, opts.std));
-  if (opts.info) writeJsonAtomic(join(dir, 'pretrain.json'), opts.info);
 }

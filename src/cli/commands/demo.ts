@@ -5,15 +5,15 @@
  * embedded CLIP model, prints one results table per scenario to stdout followed by the run folder, and reports
  * progress on stderr (a bar on a TTY, plain lines otherwise).
  */
-import { parseArgs } from 'node:util';
 import { resolve } from 'node:path';
 import cliProgress from 'cli-progress';
+import { parseCli, parseThreads } from '../args.ts';
 import type { CliIO, Command } from '../command.ts';
 import { UsageError } from '../command.ts';
+import { pct, timestamp } from '../format.ts';
 import { DEFAULT_CLIP_MODEL_DIR, isModelDir, PRETRAIN_COMMAND } from '../../methods/clip-resources.ts';
 import { DEMO_METHODS, DEMO_SCENARIOS, formatDemoTables, runDemo, type DemoRunInfo } from '../../demo/demo.ts';
 import type { RunEvent } from '../../run/events.ts';
-import { parseThreads } from './encode.ts';
 
 const USAGE = `usage: moeclip demo [--model DIR] [--out DIR] [--quick] [--scenario NAME]... [--threads N]
 
@@ -33,15 +33,6 @@ options:
 
 Each run can be repeated alone, e.g.
   moeclip run presets/demo-split-mnist.yaml --set method.name=ncm-clip`;
-
-function timestamp(d = new Date()): string {
-  const p = (n: number) => String(n).padStart(2, '0');
-  return `${d.getFullYear()}${p(d.getMonth() + 1)}${p(d.getDate())}-${p(d.getHours())}${p(d.getMinutes())}${p(d.getSeconds())}`;
-}
-
-function pct(v: number | null | undefined): string {
-  return v === null || v === undefined ? '—' : `${(v * 100).toFixed(2)}%`;
-}
 
 /** Progress on stderr: a bar per run on a TTY, else a few plain lines per run. */
 function progress(io: CliIO): {
@@ -122,22 +113,17 @@ const demo: Command = {
   summary: 'Run the online continual-learning demo on the embedded model and data',
   usage: USAGE,
   async run(argv, io) {
-    let values;
-    try {
-      ({ values } = parseArgs({
-        args: argv,
-        allowPositionals: false,
-        options: {
-          model: { type: 'string' },
-          out: { type: 'string' },
-          quick: { type: 'boolean', default: false },
-          scenario: { type: 'string', multiple: true, default: [] },
-          threads: { type: 'string' },
-        },
-      }));
-    } catch (e) {
-      throw new UsageError(`${(e as Error).message}\n\n${USAGE}`);
-    }
+    const values = parseCli(
+      argv,
+      {
+        model: { type: 'string' },
+        out: { type: 'string' },
+        quick: { type: 'boolean', default: false },
+        scenario: { type: 'string', multiple: true, default: [] },
+        threads: { type: 'string' },
+      },
+      USAGE,
+    );
     const known = DEMO_SCENARIOS.map((s) => s.name);
     for (const s of values.scenario) {
       if (!known.includes(s)) throw new UsageError(`--scenario '${s}': unknown; choose from ${known.join(', ')}`);

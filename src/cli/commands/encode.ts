@@ -2,7 +2,7 @@
  * `moeclip encode --model DIR [--image PATH]... [--text STR]... [--json]` — L2-normalised CLIP embeddings of
  * images and texts, plus the texts' token ids (without padding, with SOT/EOT).
  */
-import { parseArgs } from 'node:util';
+import { parseCli, parseThreads } from '../args.ts';
 import type { Command } from '../command.ts';
 import { UsageError } from '../command.ts';
 import { ClipModel, matrixRows } from '../../clip/clip.ts';
@@ -21,34 +21,21 @@ Embeddings are the projected features, L2-normalised. Repeat --image and --text 
   --json          print {"image_embeds": [[...]], "text_embeds": [[...]], "text_tokens": [[...]]}
   --threads N     ONNX Runtime threads (default: all cores)`;
 
-/** Parses `--threads`, which must be a positive integer. */
-export function parseThreads(v: string | undefined): number | undefined {
-  if (v === undefined) return undefined;
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 1) throw new UsageError(`--threads must be a positive integer, got '${v}'`);
-  return n;
-}
-
 const encode: Command = {
   summary: 'Print CLIP embeddings of images and texts',
   usage: USAGE,
   async run(argv, io) {
-    let values;
-    try {
-      ({ values } = parseArgs({
-        args: argv,
-        allowPositionals: false,
-        options: {
-          model: { type: 'string' },
-          image: { type: 'string', multiple: true, default: [] },
-          text: { type: 'string', multiple: true, default: [] },
-          json: { type: 'boolean', default: false },
-          threads: { type: 'string' },
-        },
-      }));
-    } catch (e) {
-      throw new UsageError(`${(e as Error).message}\n\n${USAGE}`);
-    }
+    const values = parseCli(
+      argv,
+      {
+        model: { type: 'string' },
+        image: { type: 'string', multiple: true, default: [] },
+        text: { type: 'string', multiple: true, default: [] },
+        json: { type: 'boolean', default: false },
+        threads: { type: 'string' },
+      },
+      USAGE,
+    );
     if (values.model === undefined) throw new UsageError(`--model DIR is required\n\n${USAGE}`);
     const imagePaths = values.image;
     const texts = values.text;

@@ -4,7 +4,7 @@
  * folder's raw logs.
  */
 import { readFileSync } from 'node:fs';
-import { parseArgs } from 'node:util';
+import { asUsageError, parseCli } from '../args.ts';
 import type { Command } from '../command.ts';
 import { UsageError } from '../command.ts';
 import { matrixMetrics } from '../../eval/metrics.ts';
@@ -25,41 +25,19 @@ const metrics: Command = {
   summary: 'Compute continual-learning metrics from an accuracy-matrix CSV or a run folder',
   usage: USAGE,
   async run(argv, io) {
-    let values;
-    try {
-      ({ values } = parseArgs({
-        args: argv,
-        allowPositionals: false,
-        options: { matrix: { type: 'string' }, run: { type: 'string' }, json: { type: 'boolean', default: false } },
-      }));
-    } catch (e) {
-      throw new UsageError(`${(e as Error).message}\n\n${USAGE}`);
-    }
+    const values = parseCli(argv, { matrix: { type: 'string' }, run: { type: 'string' }, json: { type: 'boolean', default: false } }, USAGE);
     if ((values.matrix === undefined) === (values.run === undefined)) {
       throw new UsageError(`give exactly one of --matrix FILE.csv or --run DIR\n\n${USAGE}`);
     }
     let result: Record<string, number | null>;
     if (values.matrix !== undefined) {
       const file = values.matrix;
-      let text: string;
-      try {
-        text = readFileSync(file, 'utf8');
-      } catch (e) {
-        throw new UsageError(`${file}: cannot read: ${(e as Error).message}`);
-      }
-      let A;
-      try {
-        A = parseMatrixCsv(text, file);
-      } catch (e) {
-        throw new UsageError((e as Error).message);
-      }
+      const text = await asUsageError(() => readFileSync(file, 'utf8'), { prefix: `${file}: cannot read: ` });
+      const A = await asUsageError(() => parseMatrixCsv(text, file));
       result = { ...matrixMetrics(A) };
     } else {
-      try {
-        result = { ...recomputeMetrics(values.run!) };
-      } catch (e) {
-        throw new UsageError(`${values.run}: ${(e as Error).message}`);
-      }
+      const run = values.run!;
+      result = { ...(await asUsageError(() => recomputeMetrics(run), { prefix: `${run}: ` })) };
     }
     if (values.json) {
       io.stdout(JSON.stringify(result) + '\n');

@@ -9,12 +9,13 @@
 import { existsSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
 import cliProgress from 'cli-progress';
+import { asUsageError, parseConfigCli, parsePositiveInt, parseThreads } from '../args.ts';
 import type { CliIO, Command } from '../command.ts';
 import { UsageError } from '../command.ts';
+import { pct } from '../format.ts';
 import { ClipTokenizer } from '../../clip/tokenizer.ts';
-import { loadPretrainConfig, PretrainConfigError, type PretrainConfig } from '../../pretrain/config.ts';
+import { loadPretrainConfig, PretrainConfigError } from '../../pretrain/config.ts';
 import { pretrain, type PretrainEvent } from '../../pretrain/train.ts';
 
 const DEFAULT_BPE = '../shared/clip/bpe_simple_vocab_16e6.txt.gz';
@@ -64,13 +65,6 @@ export function resolveTokenizer(explicit: string | undefined, cwd: string): Cli
   throw new UsageError(`no CLIP tokenizer found (looked for ${candidates.join(', ')}); pass --tokenizer PATH`);
 }
 
-function parseCount(flag: string, v: string | undefined): number | undefined {
-  if (v === undefined) return undefined;
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 1) throw new UsageError(`${flag} must be a positive integer, got '${v}'`);
-  return n;
-}
-
 function fmtDuration(sec: number): string {
   if (!Number.isFinite(sec)) return '—';
   const s = Math.round(sec);
@@ -78,8 +72,6 @@ function fmtDuration(sec: number): string {
   const m = Math.floor((s % 3600) / 60);
   return h > 0 ? `${h}h${String(m).padStart(2, '0')}m` : `${m}m${String(s % 60).padStart(2, '0')}s`;
 }
-
-const pct = (v: number) => `${(v * 100).toFixed(2)}%`;
 
 /** Turns training events into a progress bar (TTY) or periodic lines on stderr. */
 function reporter(io: CliIO): { onEvent: (e: PretrainEvent) => void; stop: () => void } {
@@ -178,36 +170,23 @@ const pretrainCommand: Command = {
   summary: 'Pretrain a CLIP contrastively on a labelled image dataset and write a model folder',
   usage: USAGE,
   async run(argv, io) {
-    let parsed;
-    try {
-      parsed = parseArgs({
-        args: argv,
-        allowPositionals: true,
-        options: {
-          set: { type: 'string', multiple: true, default: [] },
-          out: { type: 'string' },
-          'checkpoint-dir': { type: 'string' },
-          resume: { type: 'boolean', default: false },
-          'max-steps': { type: 'string' },
-          threads: { type: 'string' },
-          tokenizer: { type: 'string' },
-        },
-      });
-    } catch (e) {
-      throw new UsageError(`${(e as Error).message}\n\n${USAGE}`);
-    }
-    const { values, positionals } = parsed;
-    if (positionals.length !== 1) throw new UsageError(`expected exactly one CONFIG file, got ${positionals.length}\n\n${USAGE}`);
-    const maxSteps = parseCount('--max-steps', values['max-steps']);
-    const threads = parseCount('--threads', values.threads);
+    const { values, config } = parseConfigCli(
+      argv,
+      {
+        set: { type: 'string', multiple: true, default: [] },
+        out: { type: 'string' },
+        'checkpoint-dir': { type: 'string' },
+        resume: { type: 'boolean', default: false },
+        'max-steps': { type: 'string' },
+        threads: { type: 'string' },
+        tokenizer: { type: 'string' },
+      },
+      USAGE,
+    );
+    const maxSteps = parsePositiveInt('--max-steps', values['max-steps']);
+    const threads = parseThreads(values.threads);
     const cwd = process.cwd();
-    let cfg: PretrainConfig;
-    try {
-      cfg = loadPretrainConfig(positionals[0]!, { sets: values.set, cwd });
-    } catch (e) {
-      if (e instanceof PretrainConfigError) throw new UsageError(e.message);
-      throw e;
-    }
+    const cfg = await asUsageError(() => loadPretrainConfig(config, { sets: values.set, cwd }), { when: (e) => e instanceof PretrainConfigError });
     if (threads !== undefined) cfg.threads = threads;
     const name = cfg.name ?? 'run';
     const outDir = values.out !== undefined ? resolve(cwd, values.out) : (cfg.out ?? resolve(cwd, 'runs', 'pretrain', name, 'model'));

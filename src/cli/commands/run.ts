@@ -5,12 +5,11 @@
  * to stderr (a progress bar on a TTY, plain periodic lines otherwise); the results table and the run folder
  * path go to stdout at the end.
  */
-import { parseArgs } from 'node:util';
 import { resolve } from 'node:path';
 import cliProgress from 'cli-progress';
+import { loadRunConfigForCli, parseConfigCli } from '../args.ts';
 import type { CliIO, Command } from '../command.ts';
-import { UsageError } from '../command.ts';
-import { ConfigError, loadConfig } from '../../config/load.ts';
+import { pct, timestamp } from '../format.ts';
 import { runExperiment } from '../../run/experiment.ts';
 import type { RunEvent } from '../../run/events.ts';
 import { formatResultsTable, metricsRow, RUN_COLUMNS } from '../../report/table.ts';
@@ -27,15 +26,6 @@ options:
 
 Relative paths in CONFIG are resolved against CONFIG's folder; those given with --set or --out against the
 current directory.`;
-
-function timestamp(d = new Date()): string {
-  const p = (n: number) => String(n).padStart(2, '0');
-  return `${d.getFullYear()}${p(d.getMonth() + 1)}${p(d.getDate())}-${p(d.getHours())}${p(d.getMinutes())}${p(d.getSeconds())}`;
-}
-
-function pct(v: number | null | undefined): string {
-  return v === null || v === undefined ? '—' : `${(v * 100).toFixed(2)}%`;
-}
 
 /** Turns runner events into progress output on stderr. */
 function progressReporter(io: CliIO): { onEvent: (e: RunEvent) => void; stop: () => void } {
@@ -113,29 +103,16 @@ const run: Command = {
   summary: 'Run an online continual-learning experiment from a config and write a run folder',
   usage: USAGE,
   async run(argv, io) {
-    let parsed;
-    try {
-      parsed = parseArgs({
-        args: argv,
-        allowPositionals: true,
-        options: {
-          set: { type: 'string', multiple: true },
-          out: { type: 'string' },
-          overwrite: { type: 'boolean', default: false },
-        },
-      });
-    } catch (e) {
-      throw new UsageError(`${(e as Error).message}\n\n${USAGE}`);
-    }
-    const { values, positionals } = parsed;
-    if (positionals.length !== 1) throw new UsageError(`expected exactly one CONFIG file, got ${positionals.length}\n\n${USAGE}`);
-    let loaded;
-    try {
-      loaded = await loadConfig(positionals[0]!, { sets: values.set ?? [] });
-    } catch (e) {
-      if (e instanceof ConfigError) throw new UsageError(e.message);
-      throw e;
-    }
+    const { values, config } = parseConfigCli(
+      argv,
+      {
+        set: { type: 'string', multiple: true, default: [] },
+        out: { type: 'string' },
+        overwrite: { type: 'boolean', default: false },
+      },
+      USAGE,
+    );
+    const loaded = await loadRunConfigForCli(config, values.set);
     const outDir = values.out
       ? resolve(values.out)
       : loaded.config.out
@@ -144,7 +121,7 @@ const run: Command = {
     const progress = progressReporter(io);
     let res;
     try {
-      res = await runExperiment(loaded, { outDir, overwrite: values.overwrite ?? false, onEvent: progress.onEvent });
+      res = await runExperiment(loaded, { outDir, overwrite: values.overwrite, onEvent: progress.onEvent });
     } finally {
       progress.stop();
     }

@@ -4,10 +4,8 @@
  *
  * JSON shape: `{"tasks":[{"classes":{"<label>":count,...},"n":N},...],"total":N}` (labels are global labels).
  */
-import { parseArgs } from 'node:util';
+import { loadRunConfigForCli, parseConfigCli } from '../args.ts';
 import type { Command } from '../command.ts';
-import { UsageError } from '../command.ts';
-import { ConfigError, loadConfig } from '../../config/load.ts';
 import { buildStream } from '../../data/streams.ts';
 import { describeStream } from '../../report/describe-stream.ts';
 
@@ -21,29 +19,16 @@ const stream: Command = {
   summary: "Describe a config's training stream (samples per task and class)",
   usage: USAGE,
   async run(argv, io) {
-    let parsed;
-    try {
-      parsed = parseArgs({
-        args: argv,
-        allowPositionals: true,
-        options: {
-          set: { type: 'string', multiple: true },
-          describe: { type: 'boolean', default: true },
-          json: { type: 'boolean', default: false },
-        },
-      });
-    } catch (e) {
-      throw new UsageError(`${(e as Error).message}\n\n${USAGE}`);
-    }
-    const { values, positionals } = parsed;
-    if (positionals.length !== 1) throw new UsageError(`expected exactly one CONFIG file, got ${positionals.length}\n\n${USAGE}`);
-    let loaded;
-    try {
-      loaded = await loadConfig(positionals[0]!, { sets: values.set ?? [] });
-    } catch (e) {
-      if (e instanceof ConfigError) throw new UsageError(e.message);
-      throw e;
-    }
+    const { values, config } = parseConfigCli(
+      argv,
+      {
+        set: { type: 'string', multiple: true, default: [] },
+        describe: { type: 'boolean', default: true },
+        json: { type: 'boolean', default: false },
+      },
+      USAGE,
+    );
+    const loaded = await loadRunConfigForCli(config, values.set);
     const s = await buildStream(loaded.config.stream);
     const d = describeStream(s);
     if (values.json) {

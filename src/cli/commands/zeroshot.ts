@@ -13,14 +13,13 @@
  * (`--dataset NAME --root DIR --split S --classes all|even|odd`) only has to add another source, whose items carry
  * a `label`, and an accuracy line.
  */
-import { parseArgs } from 'node:util';
+import { asUsageError, parseCli, parsePositiveInt, parseThreads } from '../args.ts';
 import type { Command, CliIO } from '../command.ts';
 import { UsageError } from '../command.ts';
 import { ClipModel, softmaxRows } from '../../clip/clip.ts';
 import { loadClip } from '../../clip/load.ts';
 import { readImage } from '../../io/image.ts';
 import type { Image } from '../../data/types.ts';
-import { parseThreads } from './encode.ts';
 import { DATASETS, loadDataset, resolveDatasetName } from '../../data/registry.ts';
 import { zeroShotAccuracy } from '../../pretrain/zeroshot-eval.ts';
 
@@ -132,18 +131,9 @@ async function datasetMode(values: DatasetValues, batch: number, threads: number
   if (values.image.length > 0 || values.class.length > 0) throw new UsageError(`--dataset cannot be combined with --image or --class\n\n${USAGE}`);
   const classes = values.classes ?? 'all';
   if (classes !== 'all' && classes !== 'even' && classes !== 'odd') throw new UsageError(`--classes must be all, even or odd, got '${classes}'`);
-  let limitPerClass: number | undefined;
-  if (values['limit-per-class'] !== undefined) {
-    limitPerClass = Number(values['limit-per-class']);
-    if (!Number.isInteger(limitPerClass) || limitPerClass < 1) throw new UsageError(`--limit-per-class must be a positive integer, got '${values['limit-per-class']}'`);
-  }
+  const limitPerClass = parsePositiveInt('--limit-per-class', values['limit-per-class']);
   for (const t of values.template) if (!t.includes('{}')) throw new UsageError(`--template ${JSON.stringify(t)} has no {} placeholder for the class name`);
-  let key: string;
-  try {
-    key = resolveDatasetName(values.dataset);
-  } catch (e) {
-    throw new UsageError((e as Error).message);
-  }
+  const key = await asUsageError(() => resolveDatasetName(values.dataset));
   const splits = DATASETS[key]!.splits;
   const split = values.split ?? (splits.includes('test') ? 'test' : splits.includes('val') ? 'val' : splits[0]!);
   const loaded = loadClip(values.model);
@@ -192,32 +182,26 @@ const zeroshot: Command = {
   summary: 'Zero-shot classify images among class names with a CLIP model',
   usage: USAGE,
   async run(argv, io) {
-    let values;
-    try {
-      ({ values } = parseArgs({
-        args: argv,
-        allowPositionals: false,
-        options: {
-          model: { type: 'string' },
-          image: { type: 'string', multiple: true, default: [] },
-          class: { type: 'string', multiple: true, default: [] },
-          template: { type: 'string', multiple: true, default: [] },
-          json: { type: 'boolean', default: false },
-          batch: { type: 'string' },
-          threads: { type: 'string' },
-          dataset: { type: 'string' },
-          root: { type: 'string' },
-          split: { type: 'string' },
-          classes: { type: 'string' },
-          'limit-per-class': { type: 'string' },
-        },
-      }));
-    } catch (e) {
-      throw new UsageError(`${(e as Error).message}\n\n${USAGE}`);
-    }
+    const values = parseCli(
+      argv,
+      {
+        model: { type: 'string' },
+        image: { type: 'string', multiple: true, default: [] },
+        class: { type: 'string', multiple: true, default: [] },
+        template: { type: 'string', multiple: true, default: [] },
+        json: { type: 'boolean', default: false },
+        batch: { type: 'string' },
+        threads: { type: 'string' },
+        dataset: { type: 'string' },
+        root: { type: 'string' },
+        split: { type: 'string' },
+        classes: { type: 'string' },
+        'limit-per-class': { type: 'string' },
+      },
+      USAGE,
+    );
     if (values.model === undefined) throw new UsageError(`--model DIR is required\n\n${USAGE}`);
-    const batch = values.batch === undefined ? 32 : Number(values.batch);
-    if (!Number.isInteger(batch) || batch < 1) throw new UsageError(`--batch must be a positive integer, got '${values.batch}'`);
+    const batch = parsePositiveInt('--batch', values.batch) ?? 32;
     const threads = parseThreads(values.threads);
     if (values.dataset !== undefined) return datasetMode(values as DatasetValues, batch, threads, io);
     for (const flag of ['root', 'split', 'classes', 'limit-per-class'] as const) {

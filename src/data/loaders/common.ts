@@ -2,7 +2,7 @@
  * What a loader receives: the resolved root folder, the canonical split and the caller's options.
  */
 import type { Dataset } from '../types.ts';
-import { selectPerClass, SubsetDataset } from '../dataset.ts';
+import { selectPerClass, stratifiedSplit, SubsetDataset, TableDataset, type DatasetMeta, type PixelTable } from '../dataset.ts';
 
 /** Options of a dataset load (see `DatasetSpec` in ../registry.ts, which adds `name`, `root`, `split`). */
 export interface LoadOptions {
@@ -35,6 +35,23 @@ export interface LoadContext {
   options: LoadOptions;
   classNames: readonly string[];
   templates: readonly string[];
+}
+
+/** The dataset metadata of a load: its registry name, split, class names and templates. */
+export function datasetMeta(ctx: LoadContext): DatasetMeta {
+  return { name: ctx.name, split: ctx.split, classNames: ctx.classNames, templates: ctx.templates };
+}
+
+/**
+ * The requested split of a dataset that comes as one table without an official split: `all` is the whole
+ * table, `train` / `test` the deterministic stratified 80/20 split of `stratifiedSplit(labels, 0.2)` (the first
+ * 80 % of each class in table order are train); then `limitPerClass`. `source` names the file or folder read.
+ */
+export function stratifiedSplitOfTable(ctx: LoadContext, table: PixelTable, source: string): Dataset {
+  const all = new TableDataset(datasetMeta(ctx), table, { source });
+  if (ctx.split === 'all') return applyLimit(all, ctx.options);
+  const parts = stratifiedSplit(table.labels, 0.2);
+  return applyLimit(new SubsetDataset(all, ctx.split === 'train' ? parts.train : parts.test), ctx.options);
 }
 
 /** Applies `limitPerClass` to a fully loaded dataset (array formats decode everything anyway). */

@@ -6,9 +6,8 @@
  */
 import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { stratifiedSplit, SubsetDataset, TableDataset } from '../dataset.ts';
 import type { Dataset } from '../types.ts';
-import { applyLimit, type LoadContext } from './common.ts';
+import { stratifiedSplitOfTable, type LoadContext } from './common.ts';
 import { readMaybeGzip } from './idx.ts';
 
 /** Parses the digits CSV text into an 8×8×1 table; errors name the file and line. */
@@ -41,12 +40,5 @@ export async function loadDigits(ctx: LoadContext): Promise<Dataset> {
     file = found;
   }
   const { labels, pixels } = parseDigitsCsv(Buffer.from(readMaybeGzip(file)).toString('utf8'), file);
-  const all = new TableDataset(
-    { name: ctx.name, split: ctx.split, classNames: ctx.classNames, templates: ctx.templates },
-    { count: labels.length, height: 8, width: 8, channels: 1, labels, pixels },
-    { source: file },
-  );
-  if (ctx.split === 'all') return applyLimit(all, ctx.options);
-  const parts = stratifiedSplit(labels, 0.2);
-  return applyLimit(new SubsetDataset(all, ctx.split === 'train' ? parts.train : parts.test), ctx.options);
+  return stratifiedSplitOfTable(ctx, { count: labels.length, height: 8, width: 8, channels: 1, labels, pixels }, file);
 }

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { TableDataset } from '../dataset.ts';
 import type { Dataset } from '../types.ts';
-import { applyLimit, type LoadContext } from './common.ts';
+import { applyLimit, datasetMeta, type LoadContext } from './common.ts';
 
 export const IDX_IMAGES_MAGIC = 2051;
 export const IDX_LABELS_MAGIC = 2049;
@@ -88,7 +88,7 @@ export function loadIdxPair(imagesFile: string, labelsFile: string, ctx: LoadCon
     }
   }
   return new TableDataset(
-    { name: ctx.name, split: ctx.split, classNames: ctx.classNames, templates: ctx.templates },
+    datasetMeta(ctx),
     { count: n, height: rows, width: cols, channels: 1, labels, pixels: img.data },
     { source: imagesFile },
   );

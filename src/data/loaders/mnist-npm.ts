@@ -8,9 +8,8 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
-import { stratifiedSplit, SubsetDataset, TableDataset } from '../dataset.ts';
 import type { Dataset } from '../types.ts';
-import { applyLimit, type LoadContext } from './common.ts';
+import { stratifiedSplitOfTable, type LoadContext } from './common.ts';
 
 /** Folder of the package's digit JSON files, or an error when the package is not installed. */
 export function mnistNpmDir(): string {
@@ -31,14 +30,7 @@ export async function loadMnistNpm(ctx: LoadContext): Promise<Dataset> {
   const dir = ctx.root && existsSync(join(ctx.root, '0.json')) ? ctx.root : mnistNpmDir();
   const { labels, pixels } = parsed.get(dir) ?? readDigits(dir);
   parsed.set(dir, { labels, pixels });
-  const all = new TableDataset(
-    { name: ctx.name, split: ctx.split, classNames: ctx.classNames, templates: ctx.templates },
-    { count: labels.length, height: 28, width: 28, channels: 1, labels, pixels },
-    { source: dir },
-  );
-  if (ctx.split === 'all') return applyLimit(all, ctx.options);
-  const parts = stratifiedSplit(labels, 0.2);
-  return applyLimit(new SubsetDataset(all, ctx.split === 'train' ? parts.train : parts.test), ctx.options);
+  return stratifiedSplitOfTable(ctx, { count: labels.length, height: 28, width: 28, channels: 1, labels, pixels }, dir);
 }
 
 /** Reads the ten digit files into one table, ordered by digit. */

@@ -9,11 +9,12 @@ import type { StreamItem } from '../types.ts';
 import {
   BuiltStream,
   computeClasses,
-  DatasetCache,
   indicesByClass,
+  indicesOfClasses,
+  labelByPosition,
+  loadStreamDataset,
   makeItems,
   makeTask,
-  normaliseRef,
   taskTransforms,
   type BuildOptions,
 } from './common.ts';
@@ -42,10 +43,7 @@ export function taskSizes(numClasses: number, spec: { tasks?: number | undefined
 }
 
 export async function buildClassIncremental(spec: ClassIncrementalSpec, opts: BuildOptions): Promise<BuiltStream> {
-  const ref = normaliseRef(spec.dataset);
-  const cache = new DatasetCache(opts);
-  const train = await cache.load(ref, 'train', spec.limitPerClass);
-  const test = await cache.load(ref, 'test', spec.testLimitPerClass);
+  const { ref, train, test } = await loadStreamDataset(spec, opts);
   const C = train.classNames.length;
   if (test.classNames.length !== C) throw new Error(`${ref.name}: train and test splits have different class counts`);
   const rng = new Rng(spec.seed);
@@ -59,8 +57,7 @@ export async function buildClassIncremental(spec: ClassIncrementalSpec, opts: Bu
     order = rng.permutation(C);
   }
   const sizes = taskSizes(order.length, spec);
-  const globalOf = new Map(order.map((c, i) => [c, i]));
-  const label = (y: number) => globalOf.get(y)!;
+  const label = labelByPosition(order);
   const trainByClass = indicesByClass(train.labels, C);
   const testByClass = indicesByClass(test.labels, C);
   const tf = taskTransforms({}, spec);
@@ -70,7 +67,7 @@ export async function buildClassIncremental(spec: ClassIncrementalSpec, opts: Bu
     const dataClasses = order.slice(pos, pos + k);
     pos += k;
     const trainIdx = dataClasses.flatMap((c) => trainByClass[c]!);
-    const testIdx = dataClasses.flatMap((c) => testByClass[c]!).sort((a, b) => a - b);
+    const testIdx = indicesOfClasses(testByClass, dataClasses);
     drafts.push({
       train: rng.shuffle(makeItems(train, trainIdx, t, label)),
       test: makeItems(test, testIdx, t, label),

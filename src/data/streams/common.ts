@@ -60,6 +60,34 @@ export class DatasetCache {
   }
 }
 
+/** The per-class sample limits of a stream spec (quick runs). */
+export interface SplitLimits {
+  limitPerClass?: number | undefined;
+  testLimitPerClass?: number | undefined;
+}
+
+/** The train and test splits of one dataset reference, each with its per-class limit. */
+export async function loadSplits(cache: DatasetCache, ref: NormalisedRef, limits: SplitLimits): Promise<{ train: Dataset; test: Dataset }> {
+  const train = await cache.load(ref, 'train', limits.limitPerClass);
+  const test = await cache.load(ref, 'test', limits.testLimitPerClass);
+  return { train, test };
+}
+
+/** The dataset of a single-dataset stream (class-incremental, Si-Blurry): its normalised reference and both splits. */
+export async function loadStreamDataset(
+  spec: SplitLimits & { dataset: DatasetRef },
+  opts: BuildOptions,
+): Promise<{ ref: NormalisedRef; train: Dataset; test: Dataset }> {
+  const ref = normaliseRef(spec.dataset);
+  return { ref, ...(await loadSplits(new DatasetCache(opts), ref, spec)) };
+}
+
+/** Global labels by position: dataset label `order[i]` becomes `i` (only labels in `order` are mapped). */
+export function labelByPosition(order: readonly number[]): (y: number) => number {
+  const globalOf = new Map(order.map((c, i) => [c, i]));
+  return (y) => globalOf.get(y)!;
+}
+
 /** Indices of `labels` grouped by class (dataset order within a class). */
 export function indicesByClass(labels: Int32Array, numClasses: number): number[][] {
   const out: number[][] = Array.from({ length: numClasses }, () => []);
@@ -78,6 +106,11 @@ export function partIndices(labels: Int32Array, numClasses: number, part: { inde
     out.push(...list.slice(Math.floor((part.index * n) / part.of), Math.floor(((part.index + 1) * n) / part.of)));
   }
   return out.sort((a, b) => a - b);
+}
+
+/** The indices of every sample of `classes`, ascending, from per-class index lists (see {@link indicesByClass}). */
+export function indicesOfClasses(byClass: readonly number[][], classes: readonly number[]): number[] {
+  return classes.flatMap((c) => byClass[c]!).sort((a, b) => a - b);
 }
 
 /** Stream items for dataset indices, labelled by `label(datasetLabel)`. */

@@ -18,6 +18,7 @@ import {
   BuiltStream,
   computeClasses,
   DatasetCache,
+  loadSplits,
   makeItems,
   makeTask,
   normaliseRef,
@@ -26,7 +27,6 @@ import {
   type BuildOptions,
 } from './common.ts';
 import type { DomainSpec, MultiDatasetSpec, TaskSource } from './spec.ts';
-
 
 function taskName(src: TaskSource, dsName: string): string {
   if (src.name) return src.name;
@@ -57,9 +57,7 @@ async function loadTasks(
   const cache = new DatasetCache(opts);
   const out: LoadedTask[] = [];
   for (const src of sources) {
-    const ref = normaliseRef(src.dataset);
-    const train = await cache.load(ref, 'train', spec.limitPerClass);
-    const test = await cache.load(ref, 'test', spec.testLimitPerClass);
+    const { train, test } = await loadSplits(cache, normaliseRef(src.dataset), spec);
     const C = train.classNames.length;
     out.push({
       src,

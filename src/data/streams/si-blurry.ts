@@ -22,11 +22,12 @@ import { Rng } from '../../util/rng.ts';
 import {
   BuiltStream,
   computeClasses,
-  DatasetCache,
   indicesByClass,
+  indicesOfClasses,
+  labelByPosition,
+  loadStreamDataset,
   makeItems,
   makeTask,
-  normaliseRef,
   taskTransforms,
   type BuildOptions,
 } from './common.ts';
@@ -53,10 +54,7 @@ export function siBlurryClassCounts(C: number, T: number, n: number): { disjoint
 }
 
 export async function buildSiBlurry(spec: SiBlurrySpec, opts: BuildOptions): Promise<BuiltStream> {
-  const ref = normaliseRef(spec.dataset);
-  const cache = new DatasetCache(opts);
-  const train = await cache.load(ref, 'train', spec.limitPerClass);
-  const test = await cache.load(ref, 'test', spec.testLimitPerClass);
+  const { ref, train, test } = await loadStreamDataset(spec, opts);
   const C = train.classNames.length;
   const T = spec.tasks;
   const rng = new Rng(spec.seed);
@@ -66,8 +64,7 @@ export async function buildSiBlurry(spec: SiBlurrySpec, opts: BuildOptions): Pro
   const blurryAll = perm.slice(counts.disjoint, counts.disjoint + counts.blurry);
   const dropped = perm.slice(counts.disjoint + counts.blurry);
   const used = [...disjointAll, ...blurryAll];
-  const globalOf = new Map(used.map((c, i) => [c, i]));
-  const label = (y: number) => globalOf.get(y)!;
+  const label = labelByPosition(used);
 
   const dCuts = spec.randomNM ? randomCuts(rng, disjointAll.length, T) : equalCuts(disjointAll.length, T);
   const bCuts = spec.randomNM ? randomCuts(rng, blurryAll.length, T) : equalCuts(blurryAll.length, T);
@@ -75,8 +72,8 @@ export async function buildSiBlurry(spec: SiBlurrySpec, opts: BuildOptions): Pro
   const blurryGroups = Array.from({ length: T }, (_, t) => blurryAll.slice(bCuts[t], bCuts[t + 1]));
 
   const byClass = indicesByClass(train.labels, C);
-  const disjointIdx = disjointGroups.map((g) => g.flatMap((c) => byClass[c]!).sort((a, b) => a - b));
-  const blurryIdx = blurryGroups.map((g) => g.flatMap((c) => byClass[c]!).sort((a, b) => a - b));
+  const disjointIdx = disjointGroups.map((g) => indicesOfClasses(byClass, g));
+  const blurryIdx = blurryGroups.map((g) => indicesOfClasses(byClass, g));
 
   // how many blurry samples each task gives to (and takes back from) the pool
   let give: number[];
@@ -117,8 +114,8 @@ export async function buildSiBlurry(spec: SiBlurrySpec, opts: BuildOptions): Pro
   const testByClass = indicesByClass(test.labels, C);
   const tasks = drafts.map((d, t) => {
     const dataClasses = cls[t]!.newClasses.map((g) => used[g]!);
-    const testIdx = dataClasses.flatMap((c) => testByClass[c]!).sort((a, b) => a - b);
-    return makeTask(t, `${ref.name} si-blurry task ${t}`, d.train, makeItems(test, testIdx, t, label), cls[t]!, tf.trainFn, tf.testFn);
+    const testItems = makeItems(test, indicesOfClasses(testByClass, dataClasses), t, label);
+    return makeTask(t, `${ref.name} si-blurry task ${t}`, d.train, testItems, cls[t]!, tf.trainFn, tf.testFn);
   });
   return new BuiltStream(
     'si-blurry',
