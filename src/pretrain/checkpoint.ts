@@ -36,6 +36,8 @@ export interface CheckpointMeta {
   vocab: number[];
   /** `trainingSignature(config)`: a resumed run must match it. */
   signature: Record<string, unknown>;
+  /** `weightsFingerprint` of the `init` model's weights (absent for a run from scratch). */
+  initFingerprint?: string;
   /** ONNX Runtime threads of the run (results are bitwise reproducible only with the same count). */
   threads: number;
   /** Wall time spent training so far (ms). */

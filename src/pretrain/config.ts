@@ -4,10 +4,11 @@
  * ```yaml
  * name: moeclip-tiny
  * seed: 0                                  # weight init, data order, captions, augmentation
- * model:
+ * init: ../models/moeclip-tiny             # optional: start from this model folder's weights (see init.ts)
+ * model:                                   # optional with init (then taken from the init model)
  *   act: quick_gelu                        # default activation of both towers (quick_gelu | gelu | gelu_tanh)
- *   vision: { imageSize: 64, patchSize: 8, width: 256, layers: 6, heads: 4 }   # mlpDim (default 4·width), act
- *   text: { contextLength: 24, width: 128, layers: 4, heads: 4 }               # mlpDim, act, vocabSize (49408)
+ *   vision: { imageSize: 64, patchSize: 8, width: 256, layers: 6, heads: 4 }   # mlpDim (default 4·width), act, lnEps
+ *   text: { contextLength: 24, width: 128, layers: 4, heads: 4 }               # mlpDim, act, vocabSize (49408), lnEps
  *   embedDim: 128
  * data:
  *   dataset: tiny-imagenet                 # a registry name (src/data/registry.ts)
@@ -26,7 +27,7 @@
  * optim:
  *   batchSize: 128
  *   epochs: 8                              # or steps: N (exactly one of the two)
- *   lr: 0.001
+ *   lr: 0.001                              # ≥ 0 (0: no change to the weights)
  *   weightDecay: 0.1                       # not on LayerNorm, biases, embeddings, logit_scale
  *   betas: [0.9, 0.98]
  *   eps: 1.0e-6
@@ -42,8 +43,14 @@
  * tokenizer: ../shared/clip/bpe_simple_vocab_16e6.txt.gz   # optional (see tokenizer resolution in the CLI)
  * ```
  *
- * Unknown keys are errors; `key: null` (or `--set key=null`) unsets an optional key. Errors name the field path, e.g. `optim.lr: expected a number > 0`.
- * Relative paths (`root`, `out`, `checkpointDir`, `tokenizer`) in a file resolve against the file's folder.
+ * Unknown keys are errors; `key: null` (or `--set key=null`) unsets an optional key. Errors name the field path, e.g. `optim.lr: expected a number ≥ 0`.
+ * Relative paths (`init`, `root`, `out`, `checkpointDir`, `tokenizer`) in a file resolve against the file's folder.
+ *
+ * `init` (a Hugging Face or open_clip CLIP folder) starts training from that model's weights instead of CLIP's
+ * random init: a new run (AdamW moments at zero, step 0, the LR schedule from its start), not a resume. Without a
+ * `model` block the architecture is the init model's; with one, it must match the init model's, else the config
+ * is rejected naming every differing field and the folder (init.ts). `model.logitScaleInit` is then unused: the
+ * run starts from the init model's learned logit_scale.
  */
 import { readFileSync } from 'node:fs';
 import { basename, dirname, extname, resolve } from 'node:path';
@@ -52,6 +59,7 @@ import { z } from 'zod';
 import { LOGIT_SCALE_INIT, validateClipConfig, type ClipAct, type ClipConfig } from '../clip/config.ts';
 import { applyOverride, parseOverride } from '../config/overrides.ts';
 import { resolvePaths } from '../config/paths.ts';
+import { checkInitArchitecture, DEFAULT_LN_EPS, modelBlockOf, readModelArchitecture } from './init.ts';
 
 /** Thrown for invalid pretraining configs; the message names the file and the field path. */
 export class PretrainConfigError extends Error {
@@ -72,6 +80,7 @@ const VisionSchema = z.strictObject({
   heads: posInt(),
   mlpDim: posInt().optional(),
   act: act.optional(),
+  lnEps: posNum().optional(),
 });
 
 const TextSchema = z.strictObject({
@@ -82,6 +91,7 @@ const TextSchema = z.strictObject({
   mlpDim: posInt().optional(),
   act: act.optional(),
   vocabSize: posInt().default(49408),
+  lnEps: posNum().optional(),
 });
 
 const range2 = z
@@ -118,7 +128,7 @@ const OptimSchema = z
     batchSize: z.int({ error: 'expected an integer ≥ 2' }).min(2, { error: 'expected an integer ≥ 2' }),
     steps: posInt().optional(),
     epochs: posNum().optional(),
-    lr: posNum(),
+    lr: z.number({ error: 'expected a number ≥ 0' }).min(0, { error: 'expected a number ≥ 0' }),
     weightDecay: z.number().min(0).default(0.1),
     betas: z
       .tuple([z.number(), z.number()], { error: 'expected [beta1, beta2]' })
@@ -148,16 +158,21 @@ const EvalSchema = z.strictObject({
   enabled: z.boolean().default(true),
 });
 
+const ModelSchema = z.strictObject({
+  act: act.default('quick_gelu'),
+  vision: VisionSchema,
+  text: TextSchema,
+  embedDim: posInt(),
+  logitScaleInit: z.number().default(LOGIT_SCALE_INIT),
+});
+
+/** The schema of a config file; `model` may be left out only when `init` is given (checked after parsing). */
 export const PretrainConfigSchema = z.strictObject({
   name: z.string().min(1).optional(),
   seed: nonNegInt().default(0),
-  model: z.strictObject({
-    act: act.default('quick_gelu'),
-    vision: VisionSchema,
-    text: TextSchema,
-    embedDim: posInt(),
-    logitScaleInit: z.number().default(LOGIT_SCALE_INIT),
-  }),
+  /** A model folder whose weights the run starts from (instead of the random init). */
+  init: z.string().min(1).optional(),
+  model: ModelSchema.optional(),
   data: z.strictObject({
     dataset: z.string().min(1),
     root: z.string().optional(),
@@ -187,12 +202,15 @@ export const PretrainConfigSchema = z.strictObject({
   tokenizer: z.string().optional(),
 });
 
-export type PretrainConfig = z.infer<typeof PretrainConfigSchema>;
+/** The `model` block (defaults filled in). */
+export type ModelConfig = z.infer<typeof ModelSchema>;
+/** A validated pretraining config: `model` is always present (from the file, or from the `init` model). */
+export type PretrainConfig = Omit<z.infer<typeof PretrainConfigSchema>, 'model'> & { model: ModelConfig };
 export type AugmentConfig = z.infer<typeof AugmentSchema>;
 export type ClassSubset = z.infer<typeof classesEnum>;
 
 /** Keys whose string values are filesystem paths (resolved against the config file's folder). */
-const PATH_KEYS = new Set(['root', 'out', 'checkpointDir', 'tokenizer']);
+const PATH_KEYS = new Set(['init', 'root', 'out', 'checkpointDir', 'tokenizer']);
 
 const isPretrainPathKey = (key: string): boolean => PATH_KEYS.has(key);
 
@@ -215,7 +233,9 @@ function formatIssues(where: string, error: z.ZodError): string {
 /**
  * Validates a pretraining config value. Relative paths in `raw` resolve against `baseDir`; `sets` (`a.b=value`,
  * value parsed as YAML) apply afterwards with their paths resolved against `cwd`. Architecture invariants
- * (heads divide widths, patches tile the image) are checked too, naming `model.vision.width` etc.
+ * (heads divide widths, patches tile the image) are checked too, naming `model.vision.width` etc. With `init`,
+ * the init folder's config file is read: its architecture fills an omitted `model` block, or must equal the
+ * given one (the error names every differing field and the folder).
  */
 export function parsePretrainConfig(
   raw: unknown,
@@ -238,13 +258,31 @@ export function parsePretrainConfig(
   }
   const r = PretrainConfigSchema.safeParse(dropNulls(value));
   if (!r.success) throw new PretrainConfigError(formatIssues(where, r.error));
-  const cfg = r.data;
+  const { model, ...rest } = r.data;
+  const invalid = (msg: string) => new PretrainConfigError(`${where}: invalid pretraining config:\n${msg}`);
+  let initArch: ClipConfig | null = null;
+  if (rest.init !== undefined) {
+    try {
+      initArch = readModelArchitecture(rest.init);
+    } catch (e) {
+      throw invalid(`init: ${(e as Error).message}`);
+    }
+  }
+  if (model === undefined && initArch === null) throw invalid('model: required (or give init: a model folder to start from)');
+  const cfg: PretrainConfig = { ...rest, model: model ?? modelBlockOf(initArch!) };
+  let clipCfg: ClipConfig;
   try {
-    clipConfigOf(cfg);
+    clipCfg = clipConfigOf(cfg);
   } catch (e) {
     // validateClipConfig says `model: vision.width: ...`; report it as the field path `model.vision.width: ...`
-    const msg = (e as Error).message.replace(/^model: /, 'model.');
-    throw new PretrainConfigError(`${where}: invalid pretraining config:\n${msg}`);
+    throw invalid((e as Error).message.replace(/^model: /, 'model.'));
+  }
+  if (initArch !== null) {
+    try {
+      checkInitArchitecture(clipCfg, initArch, rest.init!);
+    } catch (e) {
+      throw invalid((e as Error).message);
+    }
   }
   return cfg;
 }
@@ -285,7 +323,7 @@ export function clipConfigOf(cfg: PretrainConfig): ClipConfig {
         heads: m.vision.heads,
         mlpDim: m.vision.mlpDim ?? 4 * m.vision.width,
         act: vAct,
-        lnEps: 1e-5,
+        lnEps: m.vision.lnEps ?? DEFAULT_LN_EPS,
       },
       text: {
         contextLength: m.text.contextLength,
@@ -295,7 +333,7 @@ export function clipConfigOf(cfg: PretrainConfig): ClipConfig {
         heads: m.text.heads,
         mlpDim: m.text.mlpDim ?? 4 * m.text.width,
         act: tAct,
-        lnEps: 1e-5,
+        lnEps: m.text.lnEps ?? DEFAULT_LN_EPS,
       },
       embedDim: m.embedDim,
       logitScaleInit: m.logitScaleInit,
@@ -306,10 +344,12 @@ export function clipConfigOf(cfg: PretrainConfig): ClipConfig {
 
 /**
  * The parts of a config that determine the trained weights bit for bit (everything but bookkeeping: output
- * folders, checkpoint/eval cadence, eval settings, float storage). A resumed run must match these.
+ * folders, checkpoint/eval cadence, eval settings, float storage). A resumed run must match these. `init` is
+ * included only when set, so signatures of runs from scratch are those of earlier versions.
  */
 export function trainingSignature(cfg: PretrainConfig): Record<string, unknown> {
   return {
+    ...(cfg.init !== undefined ? { init: cfg.init } : {}),
     seed: cfg.seed,
     model: cfg.model,
     data: { dataset: cfg.data.dataset, split: cfg.data.split, classes: cfg.data.classes, limitPerClass: cfg.data.limitPerClass ?? null },

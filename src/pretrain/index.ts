@@ -10,6 +10,7 @@ export * from './augment.ts';
 export * from './sampler.ts';
 export * from './loss.ts';
 export * from './checkpoint.ts';
+export * from './init.ts';
 export * from './export.ts';
 export * from './zeroshot-eval.ts';
 export * from './train.ts';

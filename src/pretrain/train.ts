@@ -1,9 +1,11 @@
 /**
- * The pretraining loop: contrastive training of a CLIP from scratch on a labelled image dataset whose class
- * names (and synonyms) become captions.
+ * The pretraining loop: contrastive training of a CLIP — from scratch, or from an existing model's weights
+ * (`init`, see init.ts) — on a labelled image dataset whose class names (and synonyms) become captions.
  *
  *   setup:  load the training split (class subset, limit), the caption sampler and its compact vocabulary,
- *           initialise the weights (CLIP's init, seeded), build the training-step graph (loss.ts) once;
+ *           initialise the weights (CLIP's init, seeded; or the `init` model's weights, token table and
+ *           logit_scale included, with AdamW moments at zero, step 0 and the LR schedule from its start),
+ *           build the training-step graph (loss.ts) once;
  *   step t: lr = warmup+cosine(t); one `session.run` does forward, backward and AdamW on the batch prepared
  *           while the previous step ran (double buffering: the worker thread computes, the main thread
  *           augments and tokenises the next batch); logit_scale is clamped to [0, ln 100];
@@ -19,7 +21,7 @@
 import { availableParallelism } from 'node:os';
 import { ClipModel } from '../clip/clip.ts';
 import type { ClipConfig } from '../clip/config.ts';
-import { clipPreprocessConfig, CLIP_MEAN, CLIP_STD } from '../clip/preprocess.ts';
+import { clipPreprocessConfig, CLIP_MEAN, CLIP_STD, type PreprocessConfig } from '../clip/preprocess.ts';
 import { randomClipWeights } from '../clip/random.ts';
 import type { ClipTokenizer } from '../clip/tokenizer.ts';
 import type { ClipWeights } from '../clip/weights.ts';
@@ -35,6 +37,7 @@ import { classNameChoices, classSubsetOf, samplesOfClasses } from './classes.ts'
 import { hasCheckpoint, loadCheckpoint, saveCheckpoint, type HistoryEntry } from './checkpoint.ts';
 import { clipConfigOf, trainingSignature, type ClassSubset, type PretrainConfig } from './config.ts';
 import { weightsFromState, writeHfClip } from './export.ts';
+import { checkInitTokenizer, loadInitModel, type InitModel } from './init.ts';
 import { buildPretrainStep, TOKEN_EMBEDDING } from './loss.ts';
 import { BatchSampler, type PretrainBatch } from './sampler.ts';
 import { CompactVocab } from './vocab.ts';
@@ -50,6 +53,8 @@ export type PretrainEvent =
   | {
       type: 'start';
       startStep: number;
+      /** The model folder the weights were initialised from (null: CLIP's random init). */
+      init: string | null;
       steps: number;
       stopAt: number;
       samples: number;
@@ -191,7 +196,16 @@ export async function pretrain(cfg: PretrainConfig, opts: PretrainOptions): Prom
   const schedule = warmupCosineLr({ lr: cfg.optim.lr, warmupSteps: cfg.optim.warmupSteps, totalSteps: steps, floor: cfg.optim.lrFloor });
 
   // ---- weights and state
-  const initial = randomClipWeights(clipCfg, cfg.seed);
+  // with `init`: the init model's weights (all of them: its token table is the base of the exported one, so
+  // rows no caption uses are exported unchanged) and image normalisation; else CLIP's seeded random init
+  let init: InitModel | null = null;
+  if (cfg.init !== undefined) {
+    init = loadInitModel(cfg.init, clipCfg);
+    checkInitTokenizer(tokenizer, init.tokenizer, captions.allCaptions(seenLabels), clipCfg.text.contextLength, cfg.init);
+    for (const w of init.warnings) emit({ type: 'log', message: `init: ${w}` });
+  }
+  const initial = init ? init.weights : randomClipWeights(clipCfg, cfg.seed);
+  const preprocess: PreprocessConfig = init ? init.preprocess : clipPreprocessConfig(clipCfg.vision.imageSize);
   const trainW: ClipWeights = new Map(initial);
   trainW.set(TOKEN_EMBEDDING, vocab.gatherRows(initial.get(TOKEN_EMBEDDING)!));
   let state: TrainState;
@@ -202,8 +216,8 @@ export async function pretrain(cfg: PretrainConfig, opts: PretrainOptions): Prom
     indices,
     batchSize: cfg.optim.batchSize,
     imageSize: clipCfg.vision.imageSize,
-    mean: CLIP_MEAN,
-    std: CLIP_STD,
+    mean: init ? init.preprocess.mean : CLIP_MEAN,
+    std: init ? init.preprocess.std : CLIP_STD,
     augment: cfg.augment,
     captions,
     tokenizer,
@@ -219,6 +233,9 @@ export async function pretrain(cfg: PretrainConfig, opts: PretrainOptions): Prom
     if (diff) throw new Error(`${where}: the checkpoint was made with a different config (field '${diff}' differs); resuming needs the same training settings`);
     if (ck.meta.vocab.length !== vocab.size || ck.meta.vocab.some((id, i) => id !== vocab.ids[i])) {
       throw new Error(`${where}: vocab: the caption vocabulary differs from the checkpoint's (different dataset names or tokenizer?)`);
+    }
+    if (init && ck.meta.initFingerprint !== init.fingerprint) {
+      throw new Error(`${where}: init: the weights in ${cfg.init} are not those the run started from (fingerprint ${init.fingerprint}, the checkpoint's ${ck.meta.initFingerprint ?? 'none'})`);
     }
     sampler.restore(ck.meta.sampler, `${where}: sampler`);
     state = ck.state;
@@ -256,7 +273,7 @@ export async function pretrain(cfg: PretrainConfig, opts: PretrainOptions): Prom
     const te = Date.now();
     const weights = weightsFromState(state, initial, vocab);
     const model = await ClipModel.fromParts(
-      { config: clipCfg, weights, tokenizer, preprocess: clipPreprocessConfig(clipCfg.vision.imageSize) },
+      { config: clipCfg, weights, tokenizer, preprocess },
       { engine, imageBatch: cfg.eval.batchSize, textBatch: 256 },
     );
     try {
@@ -278,6 +295,7 @@ export async function pretrain(cfg: PretrainConfig, opts: PretrainOptions): Prom
       sampler: samplerState,
       vocab: Array.from(vocab.ids),
       signature: JSON.parse(JSON.stringify(trainingSignature(cfg))) as Record<string, unknown>,
+      ...(init ? { initFingerprint: init.fingerprint } : {}),
       threads,
       elapsedMs: elapsed(),
       history,
@@ -300,6 +318,7 @@ export async function pretrain(cfg: PretrainConfig, opts: PretrainOptions): Prom
     emit({
       type: 'start',
       startStep: state.step,
+      init: cfg.init ?? null,
       steps,
       stopAt,
       samples: indices.length,
@@ -377,9 +396,12 @@ export async function pretrain(cfg: PretrainConfig, opts: PretrainOptions): Prom
     if (finished && outDir) {
       writeHfClip(outDir, clipCfg, weights, tokenizer, {
         float: cfg.float,
+        mean: preprocess.mean,
+        std: preprocess.std,
         info: {
           format: 'moeclip.pretrain-info',
           name: cfg.name ?? null,
+          init: cfg.init ?? null,
           steps,
           samples: indices.length,
           classes: seenLabels.length,

@@ -9,8 +9,10 @@ import { join } from 'node:path';
 import { main } from '../../src/cli/main.ts';
 import type { CliIO } from '../../src/cli/command.ts';
 import { loadClip } from '../../src/clip/load.ts';
+import { clipConfigOf } from '../../src/pretrain/config.ts';
+import { randomClipWeights, writeRandomClip } from '../../src/clip/random.ts';
 import { writePng } from '../data/fixtures.ts';
-import { BPE_PATH, shapesDataset, tempDir } from '../pretrain/fixtures.ts';
+import { BPE_PATH, shapesDataset, tempDir, tinyConfig } from '../pretrain/fixtures.ts';
 
 function captureIO(): CliIO & { out: string; err: string } {
   const io = { out: '', err: '', isTTY: false, env: {}, stdout: (t: string) => void (io.out += t), stderr: (t: string) => void (io.err += t) };
@@ -108,7 +110,7 @@ test('moeclip pretrain: bad arguments and config errors name the problem (exit c
     assert.match(io.err, /--max-steps must be a positive integer/);
     io = captureIO();
     assert.equal(await main(['pretrain', cfg, '--set', 'optim.lr=-1'], io), 2);
-    assert.match(io.err, /tiny\.yaml: invalid pretraining config:\noptim\.lr: expected a number > 0/);
+    assert.match(io.err, /tiny\.yaml: invalid pretraining config:\noptim\.lr: expected a number ≥ 0/);
     io = captureIO();
     writeFileSync(cfg, CONFIG(['bogus: 1']));
     assert.equal(await main(['pretrain', cfg], io), 2);
@@ -116,6 +118,49 @@ test('moeclip pretrain: bad arguments and config errors name the problem (exit c
     io = captureIO();
     assert.equal(await main(['pretrain', '--help'], io), 0);
     assert.match(io.out, /usage: moeclip pretrain CONFIG/);
+  } finally {
+    cleanup();
+  }
+});
+
+test('moeclip pretrain --init: starts from a model folder (architecture and tokenizer from it); mismatches and another init on --resume are refused', async () => {
+  const { dir, cleanup } = tempDir('cli-pretrain-init');
+  try {
+    writeShapesFolder(join(dir, 'data'), 'train', 6, 1);
+    // the CONFIG architecture (16 px, one layer per tower, embedDim 8) is tinyConfig's
+    const arch = clipConfigOf(tinyConfig());
+    for (const [name, seed] of [['init', 1], ['other', 2]] as const) {
+      writeRandomClip(join(dir, name), arch, { layout: 'hf', seed, bpePath: BPE_PATH, weights: randomClipWeights(arch, seed, { perturbStd: 0.05 }) });
+    }
+    // no model block and no tokenizer: both come from the init folder
+    const lines = CONFIG().split('\n');
+    const m = lines.indexOf('model:');
+    lines.splice(m, 4);
+    const cfg = join(dir, 'init.yaml');
+    writeFileSync(cfg, lines.filter((l) => !l.startsWith('tokenizer:')).map((l) => (l.startsWith('eval:') ? 'eval: { enabled: false }' : l)).join('\n'));
+    const io = captureIO();
+    assert.equal(await main(['pretrain', cfg, '--init', join(dir, 'init'), '--max-steps', '2'], io), 0, io.err);
+    assert.match(io.err, new RegExp(`caption tokens, initialised from ${join(dir, 'init').replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}\n`));
+    assert.equal(JSON.parse(io.out).step, 2);
+    // --resume with another init folder is refused; with the same one it finishes
+    const io2 = captureIO();
+    assert.equal(await main(['pretrain', cfg, '--init', join(dir, 'other'), '--resume'], io2), 1);
+    assert.match(io2.err, /field 'init' differs/);
+    const io3 = captureIO();
+    assert.equal(await main(['pretrain', cfg, '--set', `init=${join(dir, 'init')}`, '--resume'], io3), 0, io3.err);
+    assert.match(io3.err, /resuming at step 2/);
+    const out = loadClip(join(dir, 'model'));
+    assert.deepEqual(out.config, loadClip(join(dir, 'init')).config);
+    // a model block that differs from the init model: a usage error naming the field and the folder
+    const full = join(dir, 'full.yaml');
+    writeFileSync(full, CONFIG());
+    const io4 = captureIO();
+    assert.equal(await main(['pretrain', full, '--init', join(dir, 'init'), '--set', 'model.text.layers=2'], io4), 2);
+    assert.match(io4.err, /model\.text\.layers: 2 in the config, 1 in the init model/);
+    assert.ok(io4.err.includes(join(dir, 'init')), io4.err);
+    const io5 = captureIO();
+    assert.equal(await main(['pretrain', full, '--init', join(dir, 'missing')], io5), 2);
+    assert.match(io5.err, /init: model folder .*missing does not exist/);
   } finally {
     cleanup();
   }

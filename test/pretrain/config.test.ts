@@ -49,7 +49,7 @@ test('errors name the field', () => {
     patch(c);
     return errorOf(c);
   };
-  assert.match(bad((c) => ((c.optim as Record<string, unknown>).lr = -1)), /optim\.lr: expected a number > 0/);
+  assert.match(bad((c) => ((c.optim as Record<string, unknown>).lr = -1)), /optim\.lr: expected a number ≥ 0/);
   assert.match(bad((c) => ((c.optim as Record<string, unknown>).lr = 'fast')), /optim\.lr/);
   assert.match(bad((c) => ((c.data as Record<string, unknown>).classes = 'some')), /data\.classes/);
   assert.match(bad((c) => ((c.model.vision as Record<string, unknown>).width = 0)), /model\.vision\.width/);

@@ -1,7 +1,8 @@
 /**
- * `moeclip pretrain CONFIG [--set key.path=value]... [--out DIR] [--resume] [--max-steps N] ...`
+ * `moeclip pretrain CONFIG [--set key.path=value]... [--init DIR] [--out DIR] [--resume] [--max-steps N] ...`
  *
- * Contrastive pretraining of a CLIP from a YAML/JSON config (src/pretrain/). Progress goes to stderr: a progress
+ * Contrastive pretraining of a CLIP from a YAML/JSON config (src/pretrain/), from scratch or from the weights of
+ * an existing model folder (`init` / `--init`, a new run: see src/pretrain/init.ts). Progress goes to stderr: a progress
  * bar on a TTY (step, images/s, loss, lr, ETA), plain periodic lines otherwise. Ctrl-C / SIGTERM finish the
  * current step and write a checkpoint before exiting (a second Ctrl-C exits at once). The final summary
  * (JSON) goes to stdout.
@@ -20,26 +21,34 @@ import { pretrain, type PretrainEvent } from '../../pretrain/train.ts';
 
 const DEFAULT_BPE = '../shared/clip/bpe_simple_vocab_16e6.txt.gz';
 
-const USAGE = `usage: moeclip pretrain CONFIG [--set key.path=value]... [--out DIR] [--resume] [--max-steps N]
+const USAGE = `usage: moeclip pretrain CONFIG [--set key.path=value]... [--init DIR] [--out DIR] [--resume] [--max-steps N]
                         [--checkpoint-dir DIR] [--threads N] [--tokenizer PATH]
 
-Trains a CLIP from scratch with a contrastive image-text loss on a labelled image dataset (captions are the
-class names, or their synonyms, in prompt templates) and writes a Hugging Face CLIPModel folder (config.json,
-model.safetensors, vocab.json, merges.txt, preprocessor_config.json, pretrain.json). See
-presets/pretrain/moeclip-tiny.yaml for a commented config.
+Trains a CLIP with a contrastive image-text loss on a labelled image dataset (captions are the class names, or
+their synonyms, in prompt templates), from scratch or from an existing model's weights (--init), and writes a
+Hugging Face CLIPModel folder (config.json, model.safetensors, vocab.json, merges.txt, preprocessor_config.json,
+pretrain.json). See presets/pretrain/moeclip-tiny.yaml for a commented config.
 
 options:
   --set key.path=value   override a config value (value parsed as YAML), repeatable
+  --init DIR             start from the weights of this model folder (Hugging Face or open_clip layout)
+                         instead of the random init; same as --set init=DIR. The config's model block may be
+                         left out (the init model's architecture is used); if given, it must match. This is a
+                         new run: AdamW moments start at zero, the step at 0, the learning-rate schedule from
+                         its start, logit_scale at the init model's value; token rows no caption uses are
+                         exported unchanged
   --out DIR              model folder written at the end (default: the config's 'out', else
                          runs/pretrain/<name>/model)
   --checkpoint-dir DIR   checkpoint folder (default: the config's 'checkpointDir', else
                          runs/pretrain/<name>/checkpoints)
-  --resume               continue from the checkpoint in the checkpoint folder
+  --resume               continue from the checkpoint in the checkpoint folder (the config, init included,
+                         must be the one the checkpoint was made with)
   --max-steps N          stop (with a checkpoint) once the run has made N steps in total; the learning-rate
                          schedule still spans the whole run, so '--resume' continues it exactly
   --threads N            ONNX Runtime threads (default: the config's 'threads', else all cores)
   --tokenizer PATH       CLIP BPE file (bpe_simple_vocab_16e6.txt.gz) or a folder with vocab.json + merges.txt
-                         (default: the config's 'tokenizer', else ${DEFAULT_BPE}, else the shipped model's)
+                         (default: the config's 'tokenizer', else the init model's, else
+                         ${DEFAULT_BPE}, else the shipped model's)
 
 Ctrl-C (or SIGTERM) finishes the current step, writes a checkpoint and exits; resume with --resume.`;
 
@@ -113,7 +122,8 @@ function reporter(io: CliIO): { onEvent: (e: PretrainEvent) => void; stop: () =>
         io.stderr(
           `pretraining: ${e.samples} images of ${e.classes} classes, batch ${e.batchSize}, ${e.steps} steps` +
             `${e.stopAt < e.steps ? ` (stopping at ${e.stopAt})` : ''}, ${(e.params / 1e6).toFixed(2)} M trainable parameters, ` +
-            `${e.vocab} caption tokens${e.startStep > 0 ? `; resuming at step ${e.startStep}` : ''}\n`,
+            `${e.vocab} caption tokens${e.init !== null ? `, initialised from ${e.init}` : ''}` +
+            `${e.startStep > 0 ? `; resuming at step ${e.startStep}` : ''}\n`,
         );
         if (io.isTTY) {
           const stream = { isTTY: true, columns: 110, write: (s: string) => (io.stderr(s), true) };
@@ -174,6 +184,7 @@ const pretrainCommand: Command = {
       argv,
       {
         set: { type: 'string', multiple: true, default: [] },
+        init: { type: 'string' },
         out: { type: 'string' },
         'checkpoint-dir': { type: 'string' },
         resume: { type: 'boolean', default: false },
@@ -186,13 +197,16 @@ const pretrainCommand: Command = {
     const maxSteps = parsePositiveInt('--max-steps', values['max-steps']);
     const threads = parseThreads(values.threads);
     const cwd = process.cwd();
-    const cfg = await asUsageError(() => loadPretrainConfig(config, { sets: values.set, cwd }), { when: (e) => e instanceof PretrainConfigError });
+    // --init DIR is `--set init=DIR` applied last (the path as a YAML string, resolved against the working directory)
+    const sets = values.init !== undefined ? [...values.set, `init=${JSON.stringify(resolve(cwd, values.init))}`] : values.set;
+    const cfg = await asUsageError(() => loadPretrainConfig(config, { sets, cwd }), { when: (e) => e instanceof PretrainConfigError });
     if (threads !== undefined) cfg.threads = threads;
     const name = cfg.name ?? 'run';
     const outDir = values.out !== undefined ? resolve(cwd, values.out) : (cfg.out ?? resolve(cwd, 'runs', 'pretrain', name, 'model'));
     const checkpointDir =
       values['checkpoint-dir'] !== undefined ? resolve(cwd, values['checkpoint-dir']) : (cfg.checkpointDir ?? resolve(cwd, 'runs', 'pretrain', name, 'checkpoints'));
-    const tokenizer = resolveTokenizer(values.tokenizer ?? cfg.tokenizer, cwd);
+    // the token ids must be the init model's: its tokenizer is the default when initialising from a model
+    const tokenizer = resolveTokenizer(values.tokenizer ?? cfg.tokenizer ?? cfg.init, cwd);
 
     const controller = new AbortController();
     let signals = 0;
