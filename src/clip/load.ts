@@ -6,7 +6,8 @@
  *   + `bpe_simple_vocab_16e6.txt.gz` or `vocab.json`/`merges.txt`.
  * Weights are converted to the canonical Hugging Face names (see weights.ts) and checked against the config.
  */
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { readJsonFile } from '../io/json.ts';
+import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { readSafetensors, type StTensor } from '../io/safetensors.ts';
 import type { ClipConfig } from './config.ts';
@@ -28,19 +29,6 @@ export interface LoadedClip {
   warnings: string[];
 }
 
-function readJson(path: string): unknown {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (e) {
-    throw new Error(`${path}: cannot read (${(e as Error).message})`);
-  }
-  try {
-    return JSON.parse(text);
-  } catch (e) {
-    throw new Error(`${path}: invalid JSON (${(e as Error).message})`);
-  }
-}
 
 /** Safetensors tensors as float32 weight tensors (F16/BF16 are widened by the reader; ints are converted). */
 function toWeightTensors(tensors: Map<string, StTensor>): Map<string, WeightTensor> {
@@ -84,7 +72,7 @@ export function loadClip(dir: string): LoadedClip {
   let weights: ClipWeights;
   if (layout === 'hf') {
     const cfgPath = join(dir, 'config.json');
-    config = clipConfigFromHF(readJson(cfgPath), cfgPath);
+    config = clipConfigFromHF(readJsonFile(cfgPath), cfgPath);
     const wPath = join(dir, 'model.safetensors');
     if (!existsSync(wPath)) throw new Error(`${wPath}: missing (only safetensors weights are supported)`);
     const r = weightsFromHF(toWeightTensors(readSafetensors(wPath).tensors), config, wPath);
@@ -92,7 +80,7 @@ export function loadClip(dir: string): LoadedClip {
     warnings.push(...r.warnings);
     const ppPath = join(dir, 'preprocessor_config.json');
     if (existsSync(ppPath)) {
-      preprocess = preprocessConfigFromHF(readJson(ppPath), ppPath);
+      preprocess = preprocessConfigFromHF(readJsonFile(ppPath), ppPath);
       if (preprocess.size !== config.vision.imageSize) {
         throw new Error(`${ppPath}: crop_size ${preprocess.size} differs from the model's image_size ${config.vision.imageSize}`);
       }
@@ -102,7 +90,7 @@ export function loadClip(dir: string): LoadedClip {
     }
   } else {
     const cfgPath = join(dir, 'open_clip_config.json');
-    const oc = clipConfigFromOpenClip(readJson(cfgPath), cfgPath);
+    const oc = clipConfigFromOpenClip(readJsonFile(cfgPath), cfgPath);
     config = oc.config;
     const wPath = openClipWeightsFile(dir);
     const r = weightsFromOpenClip(toWeightTensors(readSafetensors(wPath).tensors), config, wPath);

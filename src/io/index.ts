@@ -2,3 +2,4 @@
 export * from './safetensors.ts';
 export * from './image.ts';
 export * from './atomic.ts';
+export * from './json.ts';

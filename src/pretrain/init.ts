@@ -18,7 +18,8 @@
  * A {@link weightsFingerprint} of the init weights is stored in checkpoints, so a resumed run refuses an init
  * folder whose weights changed in between (the untouched token rows come from it at export).
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { readJsonFile } from '../io/json.ts';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { clipConfigFromHF, clipConfigFromOpenClip, type ClipConfig } from '../clip/config.ts';
 import { detectModelDir, loadClip, type LoadedClip } from '../clip/load.ts';
@@ -29,19 +30,6 @@ import type { ModelConfig } from './config.ts';
 /** LayerNorm epsilon a `model` block implies when it gives none (PyTorch's default, CLIP's value). */
 export const DEFAULT_LN_EPS = 1e-5;
 
-function readJson(path: string): unknown {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (e) {
-    throw new Error(`${path}: cannot read (${(e as Error).message})`);
-  }
-  try {
-    return JSON.parse(text);
-  } catch (e) {
-    throw new Error(`${path}: invalid JSON (${(e as Error).message})`);
-  }
-}
 
 /**
  * The architecture of a CLIP model folder from its config file alone (`config.json` or `open_clip_config.json`,
@@ -49,8 +37,8 @@ function readJson(path: string): unknown {
  */
 export function readModelArchitecture(dir: string): ClipConfig {
   const layout = detectModelDir(dir);
-  if (layout === 'hf') return clipConfigFromHF(readJson(join(dir, 'config.json')), join(dir, 'config.json'));
-  return clipConfigFromOpenClip(readJson(join(dir, 'open_clip_config.json')), join(dir, 'open_clip_config.json')).config;
+  if (layout === 'hf') return clipConfigFromHF(readJsonFile(join(dir, 'config.json')), join(dir, 'config.json'));
+  return clipConfigFromOpenClip(readJsonFile(join(dir, 'open_clip_config.json')), join(dir, 'open_clip_config.json')).config;
 }
 
 /**
