@@ -9,6 +9,7 @@
  *   clip      CLIP configs, HF/open_clip weight loading, tokenizer, preprocessing, model graphs, ClipModel
  *   data      datasets, transforms, streams (class-incremental, Si-Blurry, domain, multi-dataset), replay memory
  *   methods   the continual-learning method interface and registry
+ *   moe       MoE adapters: experts, routers, layout/freezing, CLIP hooks, DDAS
  *   run       the online runner and experiments
  *   evaluation  metrics (A_auc, A_last, F_last, MTIL transfer/average/last, BWT, FWT, ...)
  *   report    run folders, CSV, results tables
@@ -23,6 +24,7 @@ export * as pretrain from './pretrain/index.ts';
 export * as evaluation from './eval/metrics.ts';
 export * as io from './io/index.ts';
 export * as methods from './methods/index.ts';
+export * as moe from './moe/index.ts';
 export * as run from './run/index.ts';
 export * as report from './report/index.ts';
 export * as config from './config/index.ts';

@@ -57,9 +57,9 @@ export async function asUsageError<T>(fn: () => T | Promise<T>, opts: { when?: (
  * Loads a run config (`loadConfig`) for the CLI: a `ConfigError` (bad file, field or `--set`) becomes a UsageError.
  * (The config layer is imported here on first use, so that commands without configs do not load the methods.)
  */
-export async function loadRunConfigForCli(path: string, sets: readonly string[] = []): Promise<LoadedConfig> {
+export async function loadRunConfigForCli(path: string, sets: readonly string[] = [], methodFile?: string): Promise<LoadedConfig> {
   const { ConfigError, loadConfig } = await import('../config/load.ts');
-  return asUsageError(() => loadConfig(path, { sets }), { when: (e) => e instanceof ConfigError });
+  return asUsageError(() => loadConfig(path, { sets, ...(methodFile !== undefined ? { methodFile } : {}) }), { when: (e) => e instanceof ConfigError });
 }
 
 /** Parses a flag that must be a positive integer (`undefined` when the flag is absent). */

@@ -60,13 +60,22 @@ export function readConfigFile(file: string): unknown {
  */
 export async function parseConfig(
   raw: unknown,
-  opts: { baseDir: string; sets?: readonly string[]; cwd?: string; source?: string },
+  opts: { baseDir: string; sets?: readonly string[]; cwd?: string; source?: string; method?: { value: unknown; baseDir: string; source: string } },
 ): Promise<LoadedConfig> {
   const where = opts.source ?? 'config';
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
     throw new ConfigError(`${where}: the config must be a mapping with stream, method and run sections`);
   }
   let value = resolvePaths(raw, opts.baseDir);
+  if (opts.method) {
+    // a method file (presets/methods/*.yaml) replaces the config's method section; --set still applies after it
+    const m = opts.method.value;
+    const section = typeof m === 'object' && m !== null && !Array.isArray(m) && 'method' in m ? (m as { method: unknown }).method : m;
+    if (typeof section !== 'object' || section === null || Array.isArray(section)) {
+      throw new ConfigError(`${opts.method.source}: a method file must be a mapping with a name and the method's options`);
+    }
+    value = { ...(value as Record<string, unknown>), method: resolvePaths(section, opts.method.baseDir) };
+  }
   for (const s of opts.sets ?? []) {
     let ov;
     try {
@@ -103,10 +112,16 @@ export async function parseConfig(
 }
 
 /** Loads, overrides, resolves and validates a config file. */
-export async function loadConfig(file: string, opts: { sets?: readonly string[]; cwd?: string } = {}): Promise<LoadedConfig> {
-  const abs = resolve(opts.cwd ?? process.cwd(), file);
+export async function loadConfig(file: string, opts: { sets?: readonly string[]; cwd?: string; methodFile?: string } = {}): Promise<LoadedConfig> {
+  const cwd = opts.cwd ?? process.cwd();
+  const abs = resolve(cwd, file);
   const raw = readConfigFile(abs);
-  return parseConfig(raw, { baseDir: dirname(abs), sets: opts.sets ?? [], cwd: opts.cwd ?? process.cwd(), source: abs });
+  let method: { value: unknown; baseDir: string; source: string } | undefined;
+  if (opts.methodFile !== undefined) {
+    const mAbs = resolve(cwd, opts.methodFile);
+    method = { value: readConfigFile(mAbs), baseDir: dirname(mAbs), source: mAbs };
+  }
+  return parseConfig(raw, { baseDir: dirname(abs), sets: opts.sets ?? [], cwd, source: abs, ...(method ? { method } : {}) });
 }
 
 export { isPathKey };

@@ -46,7 +46,7 @@ function checkScalar(op: string, p: Tensor, ...xs: Tensor[]): void {
  * One AdamW update (PyTorch `torch.optim.AdamW`):
  *   p ← p − lr·wd·p
  *   m ← β₁m + (1−β₁)g,  v ← β₂v + (1−β₂)g²
- *   p ← p − (lr / (1−β₁ᵗ)) · m / (√v / √(1−β₂ᵗ) + ε)      (t = `step`, 1-based)
+ *   p ← p − (lr / (1−β₁ᵗ)) · m / (√v / √(1−β₂ᵗ) + ε)      (t = `step`, 1-based; per parameter with `stepPerParam` in train.ts)
  * which equals p − lr·m̂/(√v̂ + ε) with m̂ = m/(1−β₁ᵗ), v̂ = v/(1−β₂ᵗ).
  */
 export function adamw(
@@ -55,7 +55,12 @@ export function adamw(
 ): { param: Tensor; m: Tensor; v: Tensor } {
   const { param: p, grad: g, m, v, lr, step } = t;
   checkLike('adamw', p, g, m, v);
-  checkScalar('adamw', p, lr, step);
+  checkScalar('adamw', p, lr);
+  // `step` is a scalar, or per row [E, 1, …, 1] for row-masked params (see buildTrainStep's `rowMasks`)
+  if (step.shape.length !== 0 && !(step.shape.length === p.shape.length && step.shape[0] === p.shape[0] && step.shape.slice(1).every((d) => d === 1))) {
+    throw new Error(`adamw: ${describe(step)} must be a scalar or [${p.shape[0]}${',1'.repeat(p.shape.length - 1)}] for ${describe(p)}`);
+  }
+  if (step.dtype !== p.dtype) throw new Error(`adamw: ${describe(step)} must be ${p.dtype}`);
   const b1 = cfg.beta1 ?? 0.9;
   const b2 = cfg.beta2 ?? 0.999;
   const eps = cfg.eps ?? 1e-8;

@@ -9,10 +9,15 @@
  * - outputs, in this order: `loss`; per parameter `<p>.next` then its state `<p>.m.next`, `<p>.v.next`
  *   (`<p>.buf.next`); the `extraOutputs` by their keys; `grad_norm` (the norm before clipping) when
  *   `clipNorm` is set.
+ *
+ * With `stepPerParam`, there is no `step` input: each parameter has a float32 scalar input `<p>.t` (updates
+ * already made to `<p>`), the optimiser uses `<p>.t + 1` as its step, and `<p>.t.next = <p>.t + 1` is output
+ * after the parameter's state outputs. Parameters added to a model later thus get their own bias correction.
  */
 import type { Graph } from './builder.ts';
 import { type Tensor, type DType, describe, isFloat, isStatic } from './tensor.ts';
 import { grad } from './autodiff.ts';
+import { add, cast, where } from './ops/elementwise.ts';
 import { type AdamWConfig, type SgdConfig, adamw, clipGradNorm, sgd, weightDecayFor } from './optim.ts';
 
 /** What `buildTrainStep` needs. */
@@ -26,6 +31,15 @@ export interface TrainStepOptions {
   clipNorm?: number;
   /** More outputs (logits, metrics, ...) by output name. */
   extraOutputs?: Record<string, Tensor>;
+  /** A step counter per parameter (`<p>.t`, float32) instead of the shared `step` input. Default false. */
+  stepPerParam?: boolean;
+  /**
+   * Params updated row by row (AdamW, needs `stepPerParam`): for each listed `<p>` of shape [E, …] a bool input
+   * `<p>.rows` [E, 1, …, 1] says which rows train; `<p>.t` is then [E, 1, …, 1] (updates per row). A row whose
+   * mask is false gets no update at all: value, moments and count are passed through bit for bit (Where), e.g.
+   * the frozen experts of a stacked expert tensor.
+   */
+  rowMasks?: readonly string[];
 }
 
 /** Names of a built training-step graph (see the naming convention above). */
@@ -34,14 +48,19 @@ export interface TrainStepSpec {
   dtype: DType;
   /** Trainable tensor names (`<p>`). */
   paramNames: string[];
-  /** Per parameter: its optimiser state input names (`<p>.m`, `<p>.v` / `<p>.buf` / none). */
+  /** Per parameter: its optimiser state input names (`<p>.m`, `<p>.v` / `<p>.buf` / none; not `<p>.t`). */
   stateNames: Record<string, string[]>;
   /** Every graph input in declaration order (batch, params, state, `lr`, `step`). */
   inputNames: string[];
   /** Every graph output in declaration order. */
   outputNames: string[];
   lrName: 'lr';
-  stepName: 'step';
+  /** `step`, or null with `stepPerParam`. */
+  stepName: 'step' | null;
+  /** Whether each parameter has its own step counter. */
+  stepPerParam: boolean;
+  /** Per parameter its step-counter input `<p>.t` (empty without `stepPerParam`). */
+  stepNames: Record<string, string>;
   /** `grad_norm` when clipping, else null. */
   gradNormName: string | null;
 }
@@ -76,10 +95,21 @@ export function buildTrainStep(g: Graph, opts: TrainStepOptions): TrainStepSpec 
     names.add(p.name);
   }
   const slots = optimizer.kind === 'adamw' ? ['m', 'v'] : (optimizer.momentum ?? 0) !== 0 ? ['buf'] : [];
+  const perParam = opts.stepPerParam === true;
+  const rowMasked = new Set(opts.rowMasks ?? []);
+  if (rowMasked.size > 0 && (!perParam || optimizer.kind !== 'adamw')) throw new Error('buildTrainStep: rowMasks needs stepPerParam and AdamW');
+  for (const n of rowMasked) if (!names.has(n)) throw new Error(`buildTrainStep: rowMasks names '${n}', which is not a param`);
   const state = new Map<string, Tensor[]>();
-  for (const p of params) state.set(p.name, slots.map((s) => g.input(`${p.name}.${s}`, p.dtype, [...p.shape])));
+  const counters = new Map<string, Tensor>();
+  const rows = new Map<string, Tensor>();
+  for (const p of params) {
+    state.set(p.name, slots.map((s) => g.input(`${p.name}.${s}`, p.dtype, [...p.shape])));
+    const rowShape = rowMasked.has(p.name) ? [p.shape[0]!, ...p.shape.slice(1).map(() => 1)] : [];
+    if (perParam) counters.set(p.name, g.input(`${p.name}.t`, 'float32', rowShape));
+    if (rowMasked.has(p.name)) rows.set(p.name, g.input(`${p.name}.rows`, 'bool', rowShape));
+  }
   const lr = scalarInput(g, 'lr', dtype);
-  const step = scalarInput(g, 'step', dtype);
+  const sharedStep = perParam ? null : scalarInput(g, 'step', dtype);
 
   let grads = grad(loss, params);
   let gradNorm: Tensor | null = null;
@@ -91,19 +121,33 @@ export function buildTrainStep(g: Graph, opts: TrainStepOptions): TrainStepSpec 
 
   g.output(loss, 'loss');
   const stateNames: Record<string, string[]> = {};
+  const stepNames: Record<string, string> = {};
   g.scope('optimizer', () => {
     params.forEach((p, i) => {
       const st = state.get(p.name)!;
       stateNames[p.name] = st.map((t) => t.name);
       g.scope(p.name.replace(/\//g, '.'), () => {
+        const counter = counters.get(p.name);
+        const mask = rows.get(p.name) ?? null;
+        let tNext: Tensor | null = null;
+        let step: Tensor;
+        if (counter) {
+          stepNames[p.name] = counter.name;
+          tNext = add(counter, 1);
+          step = dtype === 'float32' ? tNext : cast(tNext, dtype);
+          if (mask) tNext = where(mask, tNext, counter);
+        } else {
+          step = sharedStep!;
+        }
+        const keep = (next: Tensor, prev: Tensor): Tensor => (mask ? where(mask, next, prev) : next);
         if (optimizer.kind === 'adamw') {
           const r = adamw(
             { param: p, grad: grads[i]!, m: st[0]!, v: st[1]!, lr, step },
             { beta1: optimizer.beta1, beta2: optimizer.beta2, eps: optimizer.eps, weightDecay: weightDecayFor(optimizer.weightDecay, p.name, 0.01) },
           );
-          g.output(r.param, `${p.name}.next`);
-          g.output(r.m, `${p.name}.m.next`);
-          g.output(r.v, `${p.name}.v.next`);
+          g.output(keep(r.param, p), `${p.name}.next`);
+          g.output(keep(r.m, st[0]!), `${p.name}.m.next`);
+          g.output(keep(r.v, st[1]!), `${p.name}.v.next`);
         } else {
           const r = sgd(
             { param: p, grad: grads[i]!, buf: st[0] ?? null, lr, step },
@@ -117,6 +161,7 @@ export function buildTrainStep(g: Graph, opts: TrainStepOptions): TrainStepSpec 
           g.output(r.param, `${p.name}.next`);
           if (r.buf) g.output(r.buf, `${p.name}.buf.next`);
         }
+        if (tNext) g.output(tNext, `${p.name}.t.next`);
       });
     });
   });
@@ -131,7 +176,9 @@ export function buildTrainStep(g: Graph, opts: TrainStepOptions): TrainStepSpec 
     inputNames: g.inputs.map((t) => t.name),
     outputNames: g.outputs.map((o) => o.name),
     lrName: 'lr',
-    stepName: 'step',
+    stepName: perParam ? null : 'step',
+    stepPerParam: perParam,
+    stepNames,
     gradNormName: gradNorm ? 'grad_norm' : null,
   };
 }

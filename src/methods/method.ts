@@ -119,6 +119,11 @@ export interface CostInfo {
 /** An online continual learner. */
 export interface Method {
   readonly name: string;
+  /**
+   * Replay the method needs (e.g. `er`): when the run config sets no memory (`run.memory.capacity: 0`), the
+   * experiment gives the runner a reservoir memory of this capacity and draws `batchSize` samples per step.
+   */
+  readonly replayRequest?: { capacity: number; batchSize: number } | undefined;
   /** Called at the start of each task, only when the run exposes task boundaries. */
   beginTask?(task: TaskInfo, ctx: TaskContext): Promise<void>;
   /** One online training step on `batch` (incoming samples first, replay samples after). */

@@ -22,6 +22,13 @@ const BUILTIN: Record<string, () => Promise<MethodDefinition>> = {
   ncm: async () => (await import('./ncm.ts')).ncmMethod as unknown as MethodDefinition,
   'ncm-clip': async () => (await import('./ncm-clip.ts')).ncmClipMethod as unknown as MethodDefinition,
   'zeroshot-clip': async () => (await import('./zeroshot-clip.ts')).zeroShotClipMethod as unknown as MethodDefinition,
+  'adapter-clip': async () => (await import('./adapter-clip.ts')).adapterClipMethod as unknown as MethodDefinition,
+  'lora-clip': async () => (await import('./lora-clip.ts')).loraClipMethod as unknown as MethodDefinition,
+  finetune: async () => (await import('./finetune.ts')).finetuneMethod as unknown as MethodDefinition,
+  er: async () => (await import('./er.ts')).erMethod as unknown as MethodDefinition,
+  lwf: async () => (await import('./lwf.ts')).lwfMethod as unknown as MethodDefinition,
+  ewc: async () => (await import('./ewc.ts')).ewcMethod as unknown as MethodDefinition,
+  'moe-adapters': async () => (await import('./moe-adapters.ts')).moeAdaptersMethod as unknown as MethodDefinition,
 };
 
 const registered = new Map<string, MethodDefinition>();

@@ -77,12 +77,18 @@ export async function runExperiment(loaded: LoadedConfig, opts: ExperimentOption
     ...(opts.env?.featureFns ? { featureFns: opts.env.featureFns } : {}),
     ...(opts.env?.resources ? { resources: opts.env.resources } : {}),
   });
+  let memory = memoryFor(config);
+  if (!memory && method.replayRequest) {
+    memory = createReplay({ kind: 'reservoir', capacity: method.replayRequest.capacity });
+    runner.memoryBatchSize = method.replayRequest.batchSize;
+    (resolved['run'] as Record<string, unknown>)['memory'] = { kind: 'reservoir', capacity: method.replayRequest.capacity, batchSize: method.replayRequest.batchSize, requestedBy: config.method.name };
+  }
   const folder = opts.outDir ? RunFolder.create(opts.outDir, resolved, { overwrite: opts.overwrite ?? false }) : null;
   try {
     const result = await runStream({
       stream,
       method,
-      memory: memoryFor(config),
+      memory,
       options: runner,
       rng: runRng,
       onEvent: (e) => {

@@ -6,8 +6,8 @@
  * buffer. A view into a larger buffer (Node's 8 KB Buffer pool, a slice of a file read) is therefore first copied
  * into an exactly sized array of its own; that copy is ours and is always transferred.
  */
-import type { HostSessionOptions, SessionInfo } from './ort-host.ts';
-import { allocTyped, ownsWholeBuffer, type TensorData } from './types.ts';
+import type { HostSessionOptions, SessionInfo, StorePlan } from './ort-host.ts';
+import { allocTyped, ownsWholeBuffer, type TensorData, type TypedArray } from './types.ts';
 
 /** Sent once by the worker after onnxruntime has loaded (or failed to). */
 export type WorkerHello = { type: 'ready'; version: string } | { type: 'fatal'; error: SerializedError };
@@ -15,8 +15,13 @@ export type WorkerHello = { type: 'ready'; version: string } | { type: 'fatal'; 
 /** Requests from the engine; `id` pairs a request with its reply. */
 export type WorkerRequest =
   | { id: number; op: 'create'; session: number; model: Uint8Array; options: HostSessionOptions }
-  | { id: number; op: 'run'; session: number; feeds: Record<string, TensorData>; fetch?: string[] }
+  | { id: number; op: 'run'; session: number; feeds: Record<string, TensorData>; fetch?: string[]; plan?: StorePlan }
   | { id: number; op: 'release'; session: number }
+  | { id: number; op: 'store-create'; store: number; name: string }
+  | { id: number; op: 'store-put'; store: number; tensors: Record<string, TensorData> }
+  | { id: number; op: 'store-delete'; store: number; names: string[] }
+  | { id: number; op: 'store-get'; store: number; names: string[] }
+  | { id: number; op: 'store-release'; store: number }
   | { id: number; op: 'close' };
 
 /** Replies from the worker. */
@@ -62,6 +67,26 @@ export function packTensors(
     }
   }
   return { tensors: out, transfer: [...transfer] };
+}
+
+/**
+ * Tensors handed to an in-process host, with the ownership `postMessage` would give: exact copies, or with
+ * `transfer` the caller's own buffers moved (the caller's arrays become detached, as with a worker). Views that
+ * do not own their whole buffer are always copied.
+ */
+export function adoptTensors(tensors: Record<string, TensorData>, transfer: boolean): Record<string, TensorData> {
+  const out: Record<string, TensorData> = {};
+  for (const [name, t] of Object.entries(tensors)) {
+    let data: TypedArray;
+    if (transfer && ownsWholeBuffer(t.data)) {
+      data = structuredClone(t.data, { transfer: [t.data.buffer as ArrayBuffer] });
+    } else {
+      data = allocTyped(t.dtype, t.data.length);
+      data.set(t.data as never);
+    }
+    out[name] = { dtype: t.dtype, dims: [...t.dims], data };
+  }
+  return out;
 }
 
 /** Model bytes for `postMessage`: an exact copy whose buffer can be transferred (the caller's bytes are untouched). */

@@ -72,7 +72,7 @@ function sameDims(a: readonly number[], b: readonly number[]): boolean {
  * and a different float type (or an integer type for `step`, whose value is an integer). Values are unchanged
  * up to the declared type's rounding; anything else is left for the engine's feed check to report.
  */
-function conformScalar(name: string, value: number, t: TensorData, info: ValueInfo | undefined): TensorData {
+export function conformScalar(name: string, value: number, t: TensorData, info: ValueInfo | undefined): TensorData {
   let out = t;
   const type = info?.type;
   if (type !== undefined && type !== t.dtype) {

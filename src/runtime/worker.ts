@@ -1,7 +1,8 @@
 /**
  * Worker-thread entry of the {@link Engine}: owns an {@link OrtHost} and serves {@link WorkerRequest}s from the
  * main thread. `session.run` blocks this thread, not the main event loop (engine-notes pitfall 7).
- * Output tensors are transferred back (they are fresh arrays nobody else holds).
+ * Output tensors and store copies are transferred back (they are fresh arrays nobody else holds); tensors put
+ * into a store arrive as the worker's own copies, so the store keeps them as they are.
  */
 import { parentPort } from 'node:worker_threads';
 import { OrtHost, type SessionInfo } from './ort-host.ts';
@@ -22,12 +23,28 @@ async function serve(host: OrtHost, req: WorkerRequest): Promise<{ value: Sessio
     case 'create':
       return { value: await host.create(req.session, req.model, req.options), transfer: [] };
     case 'run': {
-      const outputs = await host.run(req.session, req.feeds, req.fetch);
+      const outputs = await host.run(req.session, req.feeds, req.fetch, req.plan);
       const packed = packTensors(outputs, true);
       return { value: packed.tensors, transfer: packed.transfer };
     }
     case 'release':
       await host.release(req.session);
+      return { value: null, transfer: [] };
+    case 'store-create':
+      await host.createStore(req.store, req.name);
+      return { value: null, transfer: [] };
+    case 'store-put':
+      await host.putTensors(req.store, req.tensors);
+      return { value: null, transfer: [] };
+    case 'store-delete':
+      await host.deleteTensors(req.store, req.names);
+      return { value: null, transfer: [] };
+    case 'store-get': {
+      const packed = packTensors(await host.getTensors(req.store, req.names), true);
+      return { value: packed.tensors, transfer: packed.transfer };
+    }
+    case 'store-release':
+      await host.releaseStore(req.store);
       return { value: null, transfer: [] };
     case 'close':
       await host.releaseAll();

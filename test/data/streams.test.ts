@@ -260,6 +260,23 @@ describe('domain and multi-dataset streams', () => {
     assertLabelsConsistent(s);
   });
 
+  it('class subsets: `classes: odd` / a list keeps only those classes, relabelled by position', async () => {
+    // toy has 10 classes named toy-class0..9; sorted ids are the names, so odd = labels 1, 3, 5, 7, 9
+    const m = await buildStream({ kind: 'multi-dataset', datasets: ['five', { dataset: 'toy', classes: 'odd' }], seed: 4 }, opts);
+    assert.deepEqual(m.classNames.slice(5), ['toy-class1', 'toy-class3', 'toy-class5', 'toy-class7', 'toy-class9']);
+    assert.deepEqual(m.tasks[1]!.newClasses, [5, 6, 7, 8, 9]);
+    for (const it of [...m.tasks[1]!.train, ...m.tasks[1]!.test]) assert.equal(it.dataset.labels[it.index]! % 2, 1);
+    assertLabelsConsistent(m);
+    const ci = await buildStream({ kind: 'class-incremental', dataset: 'toy', classes: [2, 4, 6, 8], tasks: 2, seed: 3 }, opts);
+    const used = new Set(ci.tasks.flatMap((t) => t.train.map((it) => it.dataset.labels[it.index]!)));
+    assert.deepEqual([...used].sort(), [2, 4, 6, 8]);
+    assertLabelsConsistent(ci);
+    const sb = await buildStream({ kind: 'si-blurry', dataset: 'toy', classes: 'even', tasks: 2, n: 50, m: 10, seed: 3 }, opts);
+    assert.equal(sb.classNames.length, 4); // 5 even classes: 2 disjoint + 2 blurry (multiples of T), 1 dropped
+    assert.ok(sb.classNames.every((n) => Number(n.replace('toy-class', '')) % 2 === 0));
+    await assert.rejects(buildStream({ kind: 'multi-dataset', datasets: [{ dataset: 'toy', classes: [3, 12] }] }, opts), /classes 12 are out of range/);
+  });
+
   it('datasets are loaded once per build (memoised)', async () => {
     loads.length = 0;
     await buildStream({ kind: 'domain', tasks: ['five', 'five', 'five'] }, opts);

@@ -105,7 +105,9 @@ test('the session cache builds once per key; release forgets; failed builds are 
     assert.equal(builds, 2);
     assert.notEqual(h4.id, h1.id);
     assert.deepEqual(engine.keys.sort(), ['k1', 'k2']);
-    assert.deepEqual(engine.stats(), { sessions: 2, built: 2, runs: 0 });
+    // the two model uploads are the only traffic so far
+    const modelBytes = matmulAddModel(2, 2).byteLength;
+    assert.deepEqual(engine.stats(), { sessions: 2, built: 2, runs: 0, evicted: 0, stores: 0, bytesToHost: 2 * modelBytes, bytesFromHost: 0 });
 
     await assert.rejects(engine.session('k1', build, { optimizationLevel: 'basic' }), /'k1' is cached with options/);
 

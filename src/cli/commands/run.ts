@@ -14,12 +14,13 @@ import { runExperiment } from '../../run/experiment.ts';
 import type { RunEvent } from '../../run/events.ts';
 import { formatResultsTable, metricsRow, RUN_COLUMNS } from '../../report/table.ts';
 
-const USAGE = `usage: moeclip run CONFIG [--set key.path=value]... [--out DIR] [--overwrite]
+const USAGE = `usage: moeclip run CONFIG [--method METHOD.yaml] [--set key.path=value]... [--out DIR] [--overwrite]
 
 Runs the online continual-learning experiment described by CONFIG (YAML or JSON; see presets/) and writes a
 run folder (config.resolved.json, events.jsonl, acc_matrix.csv, anytime.csv, metrics.json, cost.json, ...).
 
 options:
+  --method FILE          replace the config's method section with a method preset (presets/methods/*.yaml)
   --set key.path=value   override a config value (value parsed as YAML), repeatable
   --out DIR              run folder (default: the config's 'out', else runs/<name>-<timestamp>)
   --overwrite            allow writing into a folder that already holds a run
@@ -107,12 +108,13 @@ const run: Command = {
       argv,
       {
         set: { type: 'string', multiple: true, default: [] },
+        method: { type: 'string' },
         out: { type: 'string' },
         overwrite: { type: 'boolean', default: false },
       },
       USAGE,
     );
-    const loaded = await loadRunConfigForCli(config, values.set);
+    const loaded = await loadRunConfigForCli(config, values.set, values.method);
     const outDir = values.out
       ? resolve(values.out)
       : loaded.config.out

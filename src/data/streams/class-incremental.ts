@@ -4,6 +4,7 @@
  * Global label = position of the class in the order (so task 0 holds labels 0..k−1); `describe().classOrder`
  * maps back to dataset labels.
  */
+import { classSubsetOf } from '../../pretrain/classes.ts';
 import { Rng } from '../../util/rng.ts';
 import type { StreamItem } from '../types.ts';
 import {
@@ -53,6 +54,12 @@ export async function buildClassIncremental(spec: ClassIncrementalSpec, opts: Bu
     if (new Set(order).size !== order.length) throw new Error('classOrder has repeated classes');
     const bad = order.find((c) => c >= C);
     if (bad !== undefined) throw new Error(`classOrder: class ${bad} does not exist (dataset has ${C})`);
+  } else if (spec.classes !== undefined) {
+    // a seeded order of the chosen subset (e.g. Tiny ImageNet's held-out classes: `classes: odd`)
+    const subset = Array.isArray(spec.classes) ? [...new Set(spec.classes)].sort((a, b) => a - b) : classSubsetOf(train, spec.classes);
+    const bad = subset.find((c) => c >= C);
+    if (bad !== undefined) throw new Error(`classes: class ${bad} does not exist (dataset has ${C})`);
+    order = rng.permutation(subset.length).map((i) => subset[i]!);
   } else {
     order = rng.permutation(C);
   }

@@ -11,6 +11,7 @@
  * Each task's training items are shuffled with the seed; its test items are the test split (same part) with
  * the task's deterministic test transform.
  */
+import { classSubsetOf } from '../../pretrain/classes.ts';
 import { Rng } from '../../util/rng.ts';
 import { MTIL_ORDER_I, MTIL_ORDER_II } from '../registry.ts';
 import type { Dataset, StreamItem } from '../types.ts';
@@ -47,6 +48,22 @@ interface LoadedTask {
   test: Dataset;
   trainIdx: number[];
   testIdx: number[];
+  /** Dataset label → task label (position in the class subset), −1 when not selected. */
+  labelMap: Int32Array;
+  /** Class names in task-label order. */
+  names: string[];
+}
+
+/** The dataset labels a task's `classes` option selects (ascending), or all labels. */
+function selectedLabels(src: TaskSource, ds: Dataset): number[] {
+  const C = ds.classNames.length;
+  if (src.classes === undefined) return Array.from({ length: C }, (_, k) => k);
+  if (Array.isArray(src.classes)) {
+    const bad = src.classes.filter((c) => c >= C);
+    if (bad.length) throw new Error(`task ${taskName(src, ds.name)}: classes ${bad.join(', ')} are out of range (${ds.name} has ${C} classes)`);
+    return [...new Set(src.classes)].sort((a, b) => a - b);
+  }
+  return classSubsetOf(ds, src.classes);
 }
 
 async function loadTasks(
@@ -59,12 +76,18 @@ async function loadTasks(
   for (const src of sources) {
     const { train, test } = await loadSplits(cache, normaliseRef(src.dataset), spec);
     const C = train.classNames.length;
+    const keep = selectedLabels(src, train);
+    const labelMap = new Int32Array(C).fill(-1);
+    keep.forEach((y, k) => (labelMap[y] = k));
+    const inSubset = (ds: Dataset) => (i: number) => labelMap[ds.labels[i]!]! >= 0;
     out.push({
       src,
       train,
       test,
-      trainIdx: src.part ? partIndices(train.labels, C, src.part) : allIndices(train),
-      testIdx: src.part ? partIndices(test.labels, C, src.part) : allIndices(test),
+      trainIdx: (src.part ? partIndices(train.labels, C, src.part) : allIndices(train)).filter(inSubset(train)),
+      testIdx: (src.part ? partIndices(test.labels, C, src.part) : allIndices(test)).filter(inSubset(test)),
+      labelMap,
+      names: keep.map((y) => train.classNames[y]!),
     });
   }
   return out;
@@ -80,8 +103,8 @@ function assemble(
   const drafts = loaded.map((l, t) => {
     const off = offsets[t]!;
     return {
-      train: rng.shuffle(makeItems(l.train, l.trainIdx, t, (y) => y + off)),
-      test: makeItems(l.test, l.testIdx, t, (y) => y + off),
+      train: rng.shuffle(makeItems(l.train, l.trainIdx, t, (y) => l.labelMap[y]! + off)),
+      test: makeItems(l.test, l.testIdx, t, (y) => l.labelMap[y]! + off),
     };
   });
   return { drafts, transforms };
@@ -99,12 +122,13 @@ function facts(loaded: LoadedTask[], transforms: ReturnType<typeof taskTransform
 export async function buildDomain(spec: DomainSpec, opts: BuildOptions): Promise<BuiltStream> {
   const loaded = await loadTasks(spec.tasks, spec, opts);
   const first = loaded[0]!;
-  const C = first.train.classNames.length;
+  const C = first.names.length;
   for (const l of loaded) {
     for (const ds of [l.train, l.test]) {
-      if (ds.classNames.length !== C) {
+      const n = l.src.classes === undefined ? ds.classNames.length : l.names.length;
+      if (n !== C) {
         throw new Error(
-          `domain stream: ${ds.name}/${ds.split} has ${ds.classNames.length} classes but ${first.train.name} has ${C}; domain tasks share one label space`,
+          `domain stream: ${ds.name}/${ds.split} has ${n} classes but ${first.train.name} has ${C}; domain tasks share one label space`,
         );
       }
     }
@@ -115,7 +139,7 @@ export async function buildDomain(spec: DomainSpec, opts: BuildOptions): Promise
   const tasks = drafts.map((d, t) =>
     makeTask(t, taskName(loaded[t]!.src, loaded[t]!.train.name), d.train, d.test, cls[t]!, transforms[t]!.trainFn, transforms[t]!.testFn),
   );
-  return new BuiltStream('domain', [...first.train.classNames], tasks, () => first.train.templates, facts(loaded, transforms, offsets), spec);
+  return new BuiltStream('domain', [...first.names], tasks, () => first.train.templates, facts(loaded, transforms, offsets), spec);
 }
 
 export async function buildMultiDataset(spec: MultiDatasetSpec, opts: BuildOptions): Promise<BuiltStream> {
@@ -130,7 +154,7 @@ export async function buildMultiDataset(spec: MultiDatasetSpec, opts: BuildOptio
       throw new Error(`${l.train.name}: train and test splits have different class counts`);
     }
     offsets.push(classNames.length);
-    for (const n of l.train.classNames) {
+    for (const n of l.names) {
       classNames.push(n);
       owner.push(t);
     }
@@ -140,7 +164,7 @@ export async function buildMultiDataset(spec: MultiDatasetSpec, opts: BuildOptio
   const tasks = drafts.map((d, t) => {
     // a task's classes are its dataset's whole label range, whether or not a limit left samples of each
     const l = loaded[t]!;
-    const range = Array.from({ length: l.train.classNames.length }, (_, k) => k + offsets[t]!);
+    const range = Array.from({ length: l.names.length }, (_, k) => k + offsets[t]!);
     return makeTask(t, taskName(l.src, l.train.name), d.train, d.test, { classes: cls[t]!.classes, newClasses: range }, transforms[t]!.trainFn, transforms[t]!.testFn);
   });
   return new BuiltStream('multi-dataset', classNames, tasks, (label) => loaded[owner[label]!]!.train.templates, facts(loaded, transforms, offsets), spec);

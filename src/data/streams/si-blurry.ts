@@ -18,6 +18,7 @@
  * 4. Each task is shuffled. Global label = position of the class in [disjoint…, blurry…] of the permutation.
  * Test items of a task = test samples of the classes first seen in it (`newClasses`).
  */
+import { classSubsetOf } from '../../pretrain/classes.ts';
 import { Rng } from '../../util/rng.ts';
 import {
   BuiltStream,
@@ -58,8 +59,12 @@ export async function buildSiBlurry(spec: SiBlurrySpec, opts: BuildOptions): Pro
   const C = train.classNames.length;
   const T = spec.tasks;
   const rng = new Rng(spec.seed);
-  const counts = siBlurryClassCounts(C, T, spec.n);
-  const perm = rng.permutation(C);
+  // `classes`: the stream uses only this subset of the dataset's classes (e.g. Tiny ImageNet's held-out ones)
+  const subset = spec.classes === undefined ? null : Array.isArray(spec.classes) ? [...new Set(spec.classes)].sort((a, b) => a - b) : classSubsetOf(train, spec.classes);
+  const bad = subset?.find((c) => c >= C);
+  if (bad !== undefined) throw new Error(`classes: class ${bad} does not exist (dataset has ${C})`);
+  const counts = siBlurryClassCounts(subset ? subset.length : C, T, spec.n);
+  const perm = subset ? rng.permutation(subset.length).map((i) => subset[i]!) : rng.permutation(C);
   const disjointAll = perm.slice(0, counts.disjoint);
   const blurryAll = perm.slice(counts.disjoint, counts.disjoint + counts.blurry);
   const dropped = perm.slice(counts.disjoint + counts.blurry);

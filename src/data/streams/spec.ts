@@ -57,6 +57,11 @@ export const TaskSourceSchema = z.strictObject({
   /** Human-readable task name (default: derived from dataset and shift). */
   name: z.string().optional(),
   part: PartSchema.optional(),
+  /**
+   * A subset of the dataset's classes, relabelled by position: `even` / `odd` — every other class by sorted class
+   * id (Tiny ImageNet: the 100 base / 100 held-out classes of the shipped model), or a list of dataset labels.
+   */
+  classes: z.union([z.enum(['even', 'odd']), z.array(nonNegInt).min(1)]).optional(),
   /** Rotation domain: train rotates by rotate ± jitter and crops the √2 centre (resized back); test the fixed angle. */
   rotate: z.number().optional(),
   /** Rotation jitter in degrees for `rotate` (default 10, as FCP-Rot). */
@@ -94,6 +99,8 @@ export const ClassIncrementalSpecSchema = z
     dataset: DatasetRefSchema,
     /** Dataset labels in task order (a subset is allowed); default: permutation of all classes from `seed`. */
     classOrder: z.array(nonNegInt).min(1).optional(),
+    /** Without `classOrder`: a seeded permutation of this subset only (`even` / `odd` by sorted class id, or labels). */
+    classes: z.union([z.enum(['even', 'odd']), z.array(nonNegInt).min(1)]).optional(),
     /** Number of tasks of equal size (the first C mod T tasks get one more class). */
     tasks: posInt.optional(),
     /** Classes per task after the first. */
@@ -117,6 +124,8 @@ export const SiBlurrySpecSchema = z.strictObject({
   m: z.number().min(0).max(100).default(10),
   /** Stochastic N/M (random cut points), the true Si-Blurry; false = equal groups and M% of every task. */
   randomNM: z.boolean().default(true),
+  /** Use only this subset of the dataset's classes (`even` / `odd` by sorted class id, or labels). */
+  classes: z.union([z.enum(['even', 'odd']), z.array(nonNegInt).min(1)]).optional(),
   ...common,
 });
 

@@ -1,0 +1,163 @@
+/**
+ * The trainable CLIP methods on a tiny random model, through the real trainer (resident state, one session per
+ * step): the backbone never changes; a training step moves the adapters; MoE-Adapters' activate-freeze leaves
+ * frozen expert rows bit-identical while they keep receiving traffic; a new task's router leaves the old router
+ * bit-identical; stacked experts compute what per-expert tensors compute; bad options name their field.
+ */
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { tinyClipConfig } from '../../src/clip/config.ts';
+import { writeRandomClip } from '../../src/clip/random.ts';
+import type { Image } from '../../src/data/types.ts';
+import { CLIP_RESOURCES, ClipResources } from '../../src/methods/clip-resources.ts';
+import type { MethodEnv, ObserveContext, StreamView, TaskContext, TaskInfo } from '../../src/methods/method.ts';
+import { createMethod, parseMethodOptions } from '../../src/methods/registry.ts';
+import { visibleClassesFor } from '../../src/methods/clip-trainer.ts';
+import { maskedSoftmax } from '../../src/methods/lwf.ts';
+import { MoeLayout } from '../../src/moe/layout.ts';
+import { stackedTensorName, stackExpertData } from '../../src/moe/hooks.ts';
+import { Rng } from '../../src/util/rng.ts';
+
+const REPO = fileURLToPath(new URL('../../', import.meta.url));
+const BPE = join(REPO, '../shared/clip/bpe_simple_vocab_16e6.txt.gz');
+const root = mkdtempSync(join(tmpdir(), 'moeclip-trainable-'));
+const modelDir = join(root, 'model');
+writeRandomClip(modelDir, tinyClipConfig(), { layout: 'hf', seed: 3, bpePath: BPE, perturbStd: 0.1 });
+const resources = new ClipResources({ threads: 1 });
+after(async () => {
+  await resources.dispose();
+  rmSync(root, { recursive: true, force: true });
+});
+
+const CLASSES = ['cat', 'dog', 'red car', 'tree'];
+const view: StreamView = { classNames: CLASSES, templatesFor: () => ['a photo of a {}.'], kind: 'class-incremental' };
+const env = (): MethodEnv => ({ stream: view, rng: new Rng(1), resources: { [CLIP_RESOURCES]: resources } });
+const rng = new Rng(5);
+const images: Image[] = Array.from({ length: 8 }, () => ({ width: 20, height: 20, channels: 3, pixels: Uint8Array.from({ length: 1200 }, () => rng.int(256)) }));
+
+function task(id: number, classes: number[]): TaskInfo {
+  return { id, name: `t${id}`, classes, size: 8, numTasks: 2 };
+}
+const taskCtx = (exposed: number[]): TaskContext => ({ ...view, rng: new Rng(2), memory: null, exposedClasses: exposed, samplesSeen: 0, reportPhase: () => {} });
+function obsCtx(t: TaskInfo, exposed: number[]): ObserveContext {
+  return { ...view, rng: new Rng(3), memory: null, step: 0, stepsThisBatch: 1, exposedClasses: exposed, samplesSeen: 0, batchIndex: 0, task: t, reportPhase: () => {} };
+}
+const batch = (labels: number[]) => ({ images, labels: Int32Array.from(labels), items: [], numIncoming: images.length });
+
+function same(a: Record<string, { data: ArrayLike<number> }>, b: Record<string, { data: ArrayLike<number> }>, names: string[]): boolean {
+  return names.every((n) => {
+    const x = a[n]!.data;
+    const y = b[n]!.data;
+    if (x.length !== y.length) return false;
+    for (let i = 0; i < x.length; i++) if (!Object.is(x[i], y[i])) return false;
+    return true;
+  });
+}
+
+test('visible classes: batch, all, task (task keeps replayed classes visible)', () => {
+  assert.deepEqual(visibleClassesFor('batch', [3, 1, 3], [0, 1, 2, 3], null), [1, 3]);
+  assert.deepEqual(visibleClassesFor('all', [3], [0, 1, 2, 3], null), [0, 1, 2, 3]);
+  assert.deepEqual(visibleClassesFor('task', [2, 0], [0, 1, 2], [2, 3]), [2, 0]);
+  assert.deepEqual(visibleClassesFor('task', [2], [0, 1, 2], null), [2]);
+});
+
+test('LwF masked softmax: hand case', () => {
+  const p = maskedSoftmax(Float32Array.of(0, Math.log(3), 5), 1, Uint8Array.of(1, 1, 0), 1);
+  assert.ok(Math.abs(p[0]! - 0.25) < 1e-6 && Math.abs(p[1]! - 0.75) < 1e-6 && p[2] === 0);
+});
+
+test('adapter-clip: a step changes the adapters, never the backbone, and loss is finite', async () => {
+  const m = (await createMethod('adapter-clip', { model: modelDir, lr: 1e-2, dropout: 0 }, env())) as never as {
+    trainer: { state: { get(n?: string[]): Promise<Record<string, { data: Float32Array }>>; names: string[] }; model: { weights: Map<string, { data: Float32Array }> } };
+    observe: (b: unknown, c: ObserveContext) => Promise<{ loss: number }>;
+    predict: (i: Image[], c: number[], ctx: unknown) => Promise<Int32Array>;
+    dispose(): Promise<void>;
+  };
+  const backbone = new Map([...m.trainer.model.weights].map(([k, v]) => [k, v.data.slice()]));
+  const before = await m.trainer.state.get();
+  const t = task(0, [0, 1]);
+  let r = await m.observe(batch([0, 1, 0, 1, 0, 1, 0, 1]), obsCtx(t, [0, 1]));
+  r = await m.observe(batch([0, 1, 0, 1, 0, 1, 0, 1]), obsCtx(t, [0, 1]));
+  assert.ok(Number.isFinite(r.loss));
+  const afterSteps = await m.trainer.state.get();
+  // up projections start at zero and move after two steps (the first step moves them, the second the down ones)
+  assert.ok(!same(before, afterSteps, m.trainer.state.names), 'adapters changed');
+  for (const [k, v] of m.trainer.model.weights) assert.ok(v.data.every((x, i) => Object.is(x, backbone.get(k)![i])), `backbone ${k} unchanged`);
+  const preds = await m.predict(images, [0, 1, 2], { ...view, exposedClasses: [0, 1, 2], purpose: 'task_end', reportPhase: () => {} });
+  assert.equal(preds.length, images.length);
+  assert.ok([...preds].every((p) => p >= 0 && p <= 2));
+  await m.dispose();
+});
+
+test('moe-adapters: frozen expert rows stay bit-identical while routed; a new router leaves the old one bit-identical', async () => {
+  const m = (await createMethod('moe-adapters', { model: modelDir, experts: 4, topK: 2, routers: 'per-task', ddas: { enabled: false }, lr: 1e-2 }, env())) as never as {
+    trainer: { state: { get(n?: string[]): Promise<Record<string, { data: Float32Array }>> } };
+    moe: { layout: MoeLayout; router: number };
+    beginTask(t: TaskInfo, c: TaskContext): Promise<void>;
+    endTask(t: TaskInfo, c: TaskContext): Promise<void>;
+    observe: (b: unknown, c: ObserveContext) => Promise<{ loss: number }>;
+    describeCost(): { extra?: Record<string, number> };
+    dispose(): Promise<void>;
+  };
+  const t0 = task(0, [0, 1]);
+  await m.beginTask(t0, taskCtx([]));
+  for (let i = 0; i < 3; i++) await m.observe(batch([0, 1, 0, 1, 0, 1, 0, 1]), obsCtx(t0, [0, 1]));
+  await m.endTask(t0, taskCtx([0, 1]));
+  const L = m.moe.layout;
+  const site = L.sites[0]!;
+  const frozen = L.frozen(site);
+  assert.equal(frozen.length, 2, 'activate-freeze froze the 2 most used experts of the site');
+  const snap = await m.trainer.state.get();
+  const t1 = task(1, [2, 3]);
+  await m.beginTask(t1, taskCtx([0, 1]));
+  assert.equal(m.moe.router, 1);
+  const usageBefore = L.usage(1, site).reduce((a, b) => a + b, 0);
+  for (let i = 0; i < 3; i++) await m.observe(batch([2, 3, 2, 3, 2, 3, 2, 3]), obsCtx(t1, [0, 1, 2, 3]));
+  const later = await m.trainer.state.get();
+  assert.ok(L.usage(1, site).reduce((a, b) => a + b, 0) > usageBefore, 'router 1 routed samples');
+  // frozen rows of every stacked tensor: bit-identical; some unfrozen row changed
+  for (const s of L.sites) {
+    const cols = L.frozen(s).map((id) => L.column(s, id));
+    for (const part of ['down', 'up'] as const) {
+      const name = stackedTensorName(s, part);
+      const a = snap[name]!.data;
+      const b = later[name]!.data;
+      const per = a.length / L.experts(s).length;
+      for (const c of cols) for (let i = c * per; i < (c + 1) * per; i++) assert.ok(Object.is(a[i], b[i]), `${name} frozen row ${c}`);
+    }
+  }
+  assert.ok(!same(snap, later, [stackedTensorName(site, 'down')]), 'unfrozen experts trained');
+  const r0 = L.sites.flatMap((s) => [`moe.${s.key}.r0.gate`, `moe.${s.key}.r0.noise`]);
+  assert.ok(same(snap, later, r0), 'router 0 bit-identical after training router 1');
+  const cost = m.describeCost();
+  assert.equal(cost.extra?.['expertsPerBlock'], 4);
+  assert.equal(cost.extra?.['routers'], 2);
+  await m.dispose();
+});
+
+test('stacked expert tensors hold the per-expert tensors in column order (transposed weights)', () => {
+  const L = MoeLayout.forClip({ vision: { layers: 2, width: 6 }, text: { layers: 1, width: 4 } }, { experts: 3, routers: 1, bottleneck: 2 });
+  const flat = L.initTensors(new Rng(4));
+  for (const [n, t] of Object.entries(flat)) if (n.includes('.up.weight')) t.data.forEach((_, i, a) => ((a as Float32Array)[i] = i * 0.5 + 1));
+  const site = L.sites[1]!;
+  const st = stackExpertData(L, site, flat);
+  const id = L.experts(site)[2]!;
+  const dw = flat[`moe.${site.key}.e${id}.down.weight`]!.data; // [bn, d]
+  const down = st[stackedTensorName(site, 'down')]!.data; // [E, d, bn]
+  const uw = flat[`moe.${site.key}.e${id}.up.weight`]!.data; // [d, bn]
+  const up = st[stackedTensorName(site, 'up')]!.data; // [E, bn, d]
+  const d = 6;
+  const bn = 2;
+  for (let i = 0; i < bn; i++) for (let j = 0; j < d; j++) assert.equal(down[2 * d * bn + j * bn + i], dw[i * d + j]);
+  for (let i = 0; i < d; i++) for (let j = 0; j < bn; j++) assert.equal(up[2 * bn * d + j * d + i], uw[i * bn + j]);
+});
+
+test('bad options name their field: unknown option, topK > experts, block out of range', async () => {
+  await assert.rejects(() => parseMethodOptions('moe-adapters', { expertz: 3 }), /unrecognized|expertz/i);
+  await assert.rejects(() => parseMethodOptions('moe-adapters', { experts: 2, topK: 3 }), /method\.topK/);
+  await assert.rejects(() => createMethod('adapter-clip', { model: modelDir, blocks: [0, 7] }, env()), /blocks/);
+});
