@@ -57,7 +57,7 @@ export class TrainableClipMethod implements Method {
   }
 
   async predict(images: Image[], candidates: readonly number[], ctx: PredictContext): Promise<Int32Array> {
-    return this.trainer.predict(images, candidates, ctx);
+    return this.trainer.predict(images, candidates, ctx, 0, ctx.purpose);
   }
 
   describeCost(): CostInfo {

@@ -140,6 +140,11 @@ export function backboneStore(model: ClipModel): Promise<StoreHandle> {
   return p;
 }
 
+/** Templates an evaluation uses: the training prompt for prequential predictions, else the dataset's ensemble. */
+export function templatesForPurpose(purpose: string | undefined): 'dataset' | 'first' {
+  return purpose === 'online' ? 'first' : 'dataset';
+}
+
 /** Pads token rows with zeros to their longest row: int64 [N, T]. */
 export function padIds(rows: readonly number[][]): TensorData {
   const T = Math.max(1, ...rows.map((r) => r.length));
@@ -415,9 +420,9 @@ export class ClipTrainer {
   }
 
   /** Class weights (template ensemble, unit norm) through the adapted text tower with `router`; cached until the next step. */
-  async classWeights(labels: readonly number[], stream: StreamView, router = 0, teacher = false): Promise<Float32Array[]> {
+  async classWeights(labels: readonly number[], stream: StreamView, router = 0, teacher = false, templates: 'dataset' | 'first' = 'dataset'): Promise<Float32Array[]> {
     await this.init();
-    const tag = `${teacher ? 't:' : ''}${router}`;
+    const tag = `${teacher ? 't:' : ''}${templates === 'first' ? 'f:' : ''}${router}`;
     const missing = [...new Set(labels.filter((c) => !this.classCache.has(`${tag}:${c}`)))];
     if (missing.length > 0) {
       const texts: string[] = [];
@@ -426,7 +431,8 @@ export class ClipTrainer {
         const name = stream.classNames[c];
         if (name === undefined) throw new Error(`${this.methodKey}: label ${c} has no class name`);
         const ts = stream.templatesFor(c);
-        const use = ts.length > 0 ? ts : ['a photo of a {}.'];
+        const all = ts.length > 0 ? ts : ['a photo of a {}.'];
+        const use = templates === 'first' ? all.slice(0, 1) : all;
         for (const t of use) texts.push(fillTemplate(t, name));
         counts.push(use.length);
       }
@@ -476,10 +482,14 @@ export class ClipTrainer {
     return out;
   }
 
-  /** Predicts with one router (or none) for every image. */
-  async predict(images: Image[], candidates: readonly number[], stream: StreamView, router = 0): Promise<Int32Array> {
+  /**
+   * Predicts with one router (or none) for every image. Prequential (`online`) predictions, made before every
+   * training step, use each class's first template only (the training prompt, as LifeLong-CLIP's online
+   * evaluation): the ensemble would re-encode every exposed class × template after every step.
+   */
+  async predict(images: Image[], candidates: readonly number[], stream: StreamView, router = 0, purpose?: string): Promise<Int32Array> {
     if (images.length === 0 || candidates.length === 0) return new Int32Array(images.length).fill(-1);
-    const W = await this.classWeights(candidates, stream, router);
+    const W = await this.classWeights(candidates, stream, router, false, templatesForPurpose(purpose));
     const fs = await this.imageEmbeddings(images);
     return ClipTrainer.classify(fs, candidates, () => W);
   }

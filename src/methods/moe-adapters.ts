@@ -27,7 +27,7 @@ import { Ddas } from '../moe/ddas.ts';
 import { MoeLayout, type MoeSite } from '../moe/layout.ts';
 import { buildMoeHooks, DROPOUT_SEED_INPUT, noiseInputName, ROUTER_INDEX_INPUT, STACK_PARTS, stackedTensorName, stackExpertData } from '../moe/hooks.ts';
 import type { Rng } from '../util/rng.ts';
-import { ClipTrainer, TrainerOptionsShape, type Peft, type PeftGraphContext, type PeftMode } from './clip-trainer.ts';
+import { ClipTrainer, templatesForPurpose, TrainerOptionsShape, type Peft, type PeftGraphContext, type PeftMode } from './clip-trainer.ts';
 import { defineClipMethod, ModelOptionShape, SitesOptionShape, TrainableClipMethod } from './clip-method.ts';
 import type { CostInfo, ObserveContext, ObserveResult, PredictContext, TaskContext, TaskInfo, TrainBatch } from './method.ts';
 
@@ -266,7 +266,7 @@ class MoeAdaptersMethod extends TrainableClipMethod {
 
   override async predict(images: Image[], candidates: readonly number[], ctx: PredictContext): Promise<Int32Array> {
     if (!this.ddas || this.ddas.describe().tasks.length === 0 || images.length === 0 || candidates.length === 0) {
-      return this.trainer.predict(images, candidates, ctx, this.moe.router);
+      return this.trainer.predict(images, candidates, ctx, this.moe.router, ctx.purpose);
     }
     const t0 = performance.now();
     const plain = await this.lease.features.images(images, 'cache', this.o.evalBatchSize);
@@ -286,7 +286,9 @@ class MoeAdaptersMethod extends TrainableClipMethod {
     const feats = await this.trainer.imageEmbeddings(images, router);
     const byRouter = new Map<number, readonly Float32Array[]>();
     for (const r of new Set(router)) {
-      byRouter.set(r, r < 0 ? await this.lease.features.classEmbeddings(candidates.map((c) => ctx.classNames[c]!), candidates.map((c) => ctx.templatesFor(c))) : await this.trainer.classWeights(candidates, ctx, r));
+      const mode = templatesForPurpose(ctx.purpose);
+      const zs = () => this.lease.features.classEmbeddings(candidates.map((c) => ctx.classNames[c]!), candidates.map((c) => (mode === 'first' ? ctx.templatesFor(c).slice(0, 1) : ctx.templatesFor(c))));
+      byRouter.set(r, r < 0 ? await zs() : await this.trainer.classWeights(candidates, ctx, r, false, mode));
     }
     return ClipTrainer.classify(feats, candidates, (i) => byRouter.get(router[i]!)!);
   }

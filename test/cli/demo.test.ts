@@ -15,7 +15,7 @@ import { tinyClipConfig } from '../../src/clip/config.ts';
 import { writeRandomClip } from '../../src/clip/random.ts';
 import { RUN_FILES, recomputeMetrics } from '../../src/report/run-folder.ts';
 import { formatValue } from '../../src/report/table.ts';
-import { DEMO_METHODS, DEMO_SCENARIOS } from '../../src/demo/demo.ts';
+import { DEMO_METHODS, DEMO_SCENARIOS, demoMethodsFor } from '../../src/demo/demo.ts';
 
 const REPO = fileURLToPath(new URL('../../', import.meta.url));
 const BPE = join(REPO, '../shared/clip/bpe_simple_vocab_16e6.txt.gz');
@@ -33,7 +33,8 @@ test('moeclip demo --quick writes a run folder per scenario and method and print
   const out = join(root, 'demo-out');
   const io = captureIO();
   assert.equal(await main(['demo', '--model', modelDir, '--quick', '--out', out, '--threads', '1'], io), 0, io.err);
-  assert.deepEqual(DEMO_METHODS.map((m) => m.label), ['zeroshot-clip', 'ncm-clip', 'ncm-pixels']);
+  assert.deepEqual(DEMO_METHODS.map((m) => m.label), ['zeroshot-clip', 'ncm-clip', 'ncm-pixels', 'adapter-clip', 'moe-adapters']);
+  assert.deepEqual(demoMethodsFor('rotated-mnist').map((m) => m.label), ['zeroshot-clip', 'ncm-clip', 'ncm-pixels']);
   assert.deepEqual(DEMO_SCENARIOS.map((s) => s.name), ['split-mnist', 'rotated-mnist']);
 
   const blocks = io.out.split('\n\n');
@@ -42,7 +43,7 @@ test('moeclip demo --quick writes a run folder per scenario and method and print
     assert.ok(lines[0]!.startsWith(`${s.name} — `), lines[0]);
     assert.deepEqual(lines[1]!.split(/\s{2,}/), ['method', 'A_auc', 'A_avg', 'A_last', 'F_last', 'online', 'time [s]']);
     assert.match(lines[2]!, /^-+( +-+)+$/);
-    for (const [i, m] of DEMO_METHODS.entries()) {
+    for (const [i, m] of demoMethodsFor(s.name).entries()) {
       const dir = join(out, s.name, m.label);
       for (const f of RUN_FILES) assert.ok(existsSync(join(dir, f)), `${s.name}/${m.label}/${f} missing`);
       const metrics = JSON.parse(readFileSync(join(dir, 'metrics.json'), 'utf8'));
@@ -60,18 +61,21 @@ test('moeclip demo --quick writes a run folder per scenario and method and print
       if (m.clip) assert.equal(resolved.method.model, modelDir);
       assert.equal(resolved.stream.limitPerClass, s.quick['stream.limitPerClass']);
       const cost = JSON.parse(readFileSync(join(dir, 'cost.json'), 'utf8'));
-      assert.equal(cost.trainableParams, 0);
+      // the trainable methods train their adapters (the tiny model: 2+2 blocks of width 32 → 4 sites)
+      if (m.label === 'adapter-clip') assert.equal(cost.trainableParams, 4 * (64 * 32 * 2 + 64 + 32));
+      else if (m.label !== 'moe-adapters') assert.equal(cost.trainableParams, 0);
+      else assert.ok(cost.trainableParams > 22 * 4 * (64 * 32 * 2));
       assert.equal(cost.samplesSeen, 120); // 12 training digits per class in both quick streams
     }
   }
   assert.ok(io.out.trimEnd().endsWith(`run folders: ${out}`), io.out);
   const summary = JSON.parse(readFileSync(join(out, 'summary.json'), 'utf8'));
-  assert.equal(summary.runs.length, 6);
+  assert.equal(summary.runs.length, 8);
   assert.ok(summary.features.encoded > 0 && summary.features.hits > 0);
   assert.equal(readFileSync(join(out, 'results.txt'), 'utf8'), io.out.slice(0, io.out.lastIndexOf('\nrun folders:')));
   // progress went to stderr as plain lines
-  assert.match(io.err, /\[1\/6\] split-mnist \/ zeroshot-clip: 5 tasks, 120 training samples/);
-  assert.match(io.err, /\[6\/6\] rotated-mnist \/ ncm-pixels: done in/);
+  assert.match(io.err, /\[1\/8\] split-mnist \/ zeroshot-clip: 5 tasks, 120 training samples/);
+  assert.match(io.err, /\[8\/8\] rotated-mnist \/ ncm-pixels: done in/);
 
   // the class-incremental stream has 5 tasks of 2 digits; the domain stream 4 rotations of all 10
   const A = readFileSync(join(out, 'split-mnist', 'ncm-pixels', 'acc_matrix.csv'), 'utf8').trim().split('\n');
