@@ -143,7 +143,15 @@ export function defineClipMethod<S extends z.ZodType<TrainerOptions & { model: s
         name: def.name,
         options: o,
         peft: async (lease) => {
-          const r = await def.peft(o, lease, env.rng.fork());
+          let r: PeftParts;
+          try {
+            r = await def.peft(o, lease, env.rng.fork());
+          } catch (e) {
+            // site selection errors name the config field (the layout only knows its own option names)
+            const m = /^MoeLayout: ((?:blocks|towers)\S*:? .*)$/.exec((e as Error).message);
+            if (m) throw new Error(`method.${m[1]} (model ${lease.features.model.dir ?? parts.options.model})`);
+            throw e;
+          }
           init = r.init;
           after = r.after ?? {};
           return r.peft;

@@ -55,6 +55,11 @@ export interface StreamView {
   templatesFor(label: number): readonly string[];
   /** Stream kind (`class-incremental`, `si-blurry`, `domain`, `multi-dataset`). */
   readonly kind: string;
+  /**
+   * The images of stream items (e.g. replay samples) through their task's train transform (`train`, drawing from
+   * `rng`) or deterministic test transform. Present when the runner drives the method.
+   */
+  materialize?(items: readonly StreamItem[], train: boolean, rng: Rng): Image[];
 }
 
 /** Context of one `observe` call. */

@@ -190,11 +190,11 @@ export class MoePeft implements Peft {
   }
 }
 
-class MoeAdaptersMethod extends TrainableClipMethod {
+export class MoeAdaptersMethod extends TrainableClipMethod {
   ddas: Ddas | null = null;
   perTask = false;
-  /** Router of each task seen with boundaries. */
-  readonly routerOfTask = new Map<number, number>();
+  /** Router of each DDAS id (MoE-Adapters: a task; CM-MoE: a subnet). */
+  readonly routerOf = new Map<number, number>();
   readonly tasksSeen: TaskInfo[] = [];
   private routed = { correct: 0, total: 0 };
   private confusion = new Map<string, number>();
@@ -213,17 +213,28 @@ class MoeAdaptersMethod extends TrainableClipMethod {
     this.perTask = this.o.routers === 'per-task' || (this.o.routers === 'auto' && multi);
   }
 
-  private async ensureDdas(): Promise<Ddas | null> {
+  protected async ensureDdas(opts: { force?: boolean; noFallback?: boolean } = {}): Promise<Ddas | null> {
     const d = this.o.ddas;
-    const on = d.enabled === true || (d.enabled === 'auto' && this.perTask);
-    if (!on || !this.perTask) return null;
-    this.ddas ??= await Ddas.create(
-      this.trainer.engine,
-      this.lease.features.dim,
-      { hidden: d.hidden, lr: d.lr, threshold: d.threshold === 'calibrated' ? { kind: 'calibrated', quantile: d.quantile, scale: d.scale } : { kind: 'constant', value: d.threshold } },
-      this.moe.rng.fork(),
-    );
+    const on = opts.force === true || d.enabled === true || (d.enabled === 'auto' && this.perTask);
+    if (!on || (!this.perTask && !opts.force)) return null;
+    // without a zero-shot fallback every sample goes to its best AE (a threshold no error reaches)
+    const threshold = opts.noFallback
+      ? { kind: 'constant' as const, value: Number.MAX_VALUE }
+      : d.threshold === 'calibrated'
+        ? { kind: 'calibrated' as const, quantile: d.quantile, scale: d.scale }
+        : { kind: 'constant' as const, value: d.threshold };
+    this.ddas ??= await Ddas.create(this.trainer.engine, this.lease.features.dim, { hidden: d.hidden, lr: d.lr, threshold }, this.moe.rng.fork());
     return this.ddas;
+  }
+
+  /** The DDAS id whose router should answer test samples of `task` (MoE-Adapters: the task itself). */
+  protected ddasIdOfTask(task: number): number | undefined {
+    return this.routerOf.has(task) ? task : undefined;
+  }
+
+  /** The DDAS id an incoming training batch trains (MoE-Adapters: the current task's). */
+  protected ddasTrainId(ctx: ObserveContext): number | null {
+    return ctx.task ? ctx.task.id : null;
   }
 
   override async beginTask(task: TaskInfo, ctx: TaskContext): Promise<void> {
@@ -234,7 +245,7 @@ class MoeAdaptersMethod extends TrainableClipMethod {
       await this.trainer.state.add(this.moe.layout.initRouter(r));
       this.moe.router = r;
     }
-    this.routerOfTask.set(task.id, this.moe.router);
+    this.routerOf.set(task.id, this.moe.router);
     this.tasksSeen.push(task);
     const ddas = await this.ensureDdas();
     ddas?.addTask(task.id);
@@ -248,19 +259,27 @@ class MoeAdaptersMethod extends TrainableClipMethod {
 
   override async observe(batch: TrainBatch, ctx: ObserveContext): Promise<ObserveResult> {
     const r = await super.observe(batch, ctx);
-    if (this.ddas && ctx.task && ctx.step === 0) {
+    const id = this.ddasTrainId(ctx);
+    if (this.ddas && id !== null && ctx.step === 0) {
       const t0 = performance.now();
       const feats = await this.lease.features.images(batch.images.slice(0, batch.numIncoming), 'none');
-      await this.ddas.train(ctx.task.id, feats);
+      await this.ddas.train(id, feats);
       ctx.reportPhase('ddas_train', performance.now() - t0);
     }
     return r;
   }
 
-  /** The route a test batch should take: its task's router if that task was trained, else zero-shot (−1). */
-  private expectedRoute(candidates: readonly number[]): number | null {
+  /**
+   * The DDAS id a test batch should reach, known only under the task protocol (candidates = one task's classes,
+   * multi-dataset streams): its task's (if that task was trained), else zero-shot (−1). null otherwise (class-
+   * incremental evaluation over all exposed classes does not say which task a batch came from).
+   */
+  private expectedRoute(candidates: readonly number[], kind: string): number | null {
+    if (kind !== 'multi-dataset') return null;
     const set = new Set(candidates);
-    for (const t of this.tasksSeen) if (t.classes.length > 0 && t.classes.every((c) => set.has(c)) && t.classes.length === set.size) return t.id;
+    for (const t of this.tasksSeen) {
+      if (t.classes.length > 0 && t.classes.length === set.size && t.classes.every((c) => set.has(c))) return this.ddasIdOfTask(t.id) ?? -1;
+    }
     return -1;
   }
 
@@ -272,11 +291,11 @@ class MoeAdaptersMethod extends TrainableClipMethod {
     const plain = await this.lease.features.images(images, 'cache', this.o.evalBatchSize);
     const task = await this.ddas.route(plain);
     ctx.reportPhase('ddas_route', performance.now() - t0);
-    const router = Int32Array.from(task, (t) => (t < 0 ? -1 : (this.routerOfTask.get(t) ?? -1)));
-    if (ctx.purpose === 'task_end') {
-      const want = this.expectedRoute(candidates);
+    const router = Int32Array.from(task, (t) => (t < 0 ? -1 : (this.routerOf.get(t) ?? -1)));
+    const want = ctx.purpose === 'task_end' ? this.expectedRoute(candidates, ctx.kind) : null;
+    if (want !== null) {
       for (const t of task) {
-        const ok = want === -1 ? t === -1 : t === want;
+        const ok = t === want;
         this.routed.total++;
         if (ok) this.routed.correct++;
         const key = `${want}->${t}`;

@@ -28,6 +28,7 @@ const BUILTIN: Record<string, () => Promise<MethodDefinition>> = {
   er: async () => (await import('./er.ts')).erMethod as unknown as MethodDefinition,
   lwf: async () => (await import('./lwf.ts')).lwfMethod as unknown as MethodDefinition,
   ewc: async () => (await import('./ewc.ts')).ewcMethod as unknown as MethodDefinition,
+  'cm-moe': async () => (await import('./cm-moe.ts')).cmMoeMethod as unknown as MethodDefinition,
   'moe-adapters': async () => (await import('./moe-adapters.ts')).moeAdaptersMethod as unknown as MethodDefinition,
 };
 

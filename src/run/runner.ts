@@ -140,7 +140,12 @@ export async function runStream(input: RunInput): Promise<RunResult> {
   let batchIndex = 0;
   let currentTask = 0;
 
-  const view: StreamView = { classNames: stream.classNames, templatesFor: (l) => stream.templatesFor(l), kind: stream.kind };
+  const view: StreamView = {
+    classNames: stream.classNames,
+    templatesFor: (l) => stream.templatesFor(l),
+    kind: stream.kind,
+    materialize: (items, train, rng) => materialize(items, stream.tasks, train, rng),
+  };
   const reportPhase = (name: string, ms: number) => {
     addTime(`method:${name}`, ms);
     emit({ type: 'phase', name, ms, task: currentTask, samplesSeen });

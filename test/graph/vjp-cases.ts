@@ -284,6 +284,35 @@ export const CASES: GradCase[] = [
   },
   { ops: ['Tanh', 'Mul', 'Add'], name: "gelu 'tanh'", inputs: [f('x', [2, 4])], build: ([x]) => G.gelu(x!, 'tanh') },
   { ops: ['Sigmoid', 'Mul'], name: 'quickGelu', inputs: [f('x', [2, 4])], build: ([x]) => G.quickGelu(x!) },
+  { ops: ['Sigmoid', 'Mul'], name: 'silu x·σ(x) (sigmoid gate, c = 1)', inputs: [f('x', [2, 4])], build: ([x]) => G.mul(x!, G.sigmoid(x!)) },
+  {
+    ops: ['Sigmoid', 'Mul'],
+    name: 'sigmoid gate σ(2·x)·x (operands swapped)',
+    inputs: [f('x', [2, 4])],
+    build: ([x]) => G.mul(G.sigmoid(G.mul(2, x!)), x!),
+  },
+  {
+    ops: ['Sigmoid', 'Mul', 'Add'],
+    name: 'sigmoid gate whose σ(u) and u have other uses',
+    inputs: [f('x', [2, 3])],
+    build: ([x]) => {
+      const u = G.mul(x!, 1.5);
+      const s = G.sigmoid(u);
+      return G.add(G.mul(x!, s), G.mul(G.mul(s, s), u));
+    },
+  },
+  {
+    ops: ['Sigmoid', 'Mul'],
+    name: 'x·σ(c⊙x) with a per-column c (not a gate: generic rules)',
+    inputs: [f('x', [2, 3]), f('c', [3], { constant: true, values: [0.5, -1, 2] })],
+    build: ([x, c]) => G.mul(x!, G.sigmoid(G.mul(x!, c!))),
+  },
+  {
+    ops: ['Sigmoid', 'Mul'],
+    name: 'x·σ(2·x) with x broadcast against a gate of another shape',
+    inputs: [f('x', [3]), f('y', [2, 3])],
+    build: ([x, y]) => G.mul(x!, G.sigmoid(G.mul(G.add(y!, x!), 2))),
+  },
   {
     ops: ['LogSoftmax', 'GatherElements', 'Squeeze', 'Neg', 'ReduceMean'],
     name: 'crossEntropy mean',

@@ -1,6 +1,7 @@
 /**
  * VJP checks for ops whose onnxruntime CPU kernels exist for float32 only (Conv, AveragePool, Erf, Softplus,
- * fused LayerNormalization) plus a float32→float64 Cast. Truth: central finite differences of a plain-JS float64
+ * fused LayerNormalization, FusedMatMul) and for rules with a float32-only path (batched MatMul, the sigmoid
+ * gate), plus a float32→float64 Cast. Truth: central finite differences of a plain-JS float64
  * forward implementation (or the textbook derivative for erf), evaluated on the same float32-rounded inputs.
  */
 import * as G from '../../src/graph/index.ts';
@@ -151,6 +152,68 @@ function jsLayerNorm(x: Float64Array, scale: Float64Array, bias: Float64Array, d
   return out;
 }
 
+/** Broadcast shape of numpy batch dims (each pair equal or one of them 1). */
+function broadcastBatch(a: number[], b: number[]): number[] {
+  const n = Math.max(a.length, b.length);
+  return Array.from({ length: n }, (_, i) => {
+    const x = a[i - (n - a.length)] ?? 1;
+    const y = b[i - (n - b.length)] ?? 1;
+    if (x !== y && x !== 1 && y !== 1) throw new Error(`broadcastBatch: [${a}] vs [${b}]`);
+    return Math.max(x, y);
+  });
+}
+
+/** α·op(A)·op(B) for rank ≥ 2 operands with numpy batch broadcasting (op: swap of the last two axes). */
+function jsMatmul(a: Float64Array, sa: number[], b: Float64Array, sb: number[], ta = false, tb = false, alpha = 1): Float64Array {
+  const [ar, ac] = sa.slice(-2) as [number, number];
+  const [br, bc] = sb.slice(-2) as [number, number];
+  const [m, k] = ta ? [ac, ar] : [ar, ac];
+  const [k2, n] = tb ? [bc, br] : [br, bc];
+  if (k !== k2) throw new Error(`jsMatmul: inner dims ${k} vs ${k2}`);
+  const batchA = sa.slice(0, -2);
+  const batchB = sb.slice(0, -2);
+  const batch = broadcastBatch(batchA, batchB);
+  const out = new Float64Array(batch.reduce((p, v) => p * v, 1) * m * n);
+  const offset = (idx: number[], dims: number[]): number => {
+    const own = idx.slice(idx.length - dims.length).map((v, i) => (dims[i] === 1 ? 0 : v));
+    return dims.length ? flatIndex(own, dims) : 0;
+  };
+  let o = 0;
+  for (const idx of indices(batch)) {
+    const oa = offset(idx, batchA) * ar * ac;
+    const ob = offset(idx, batchB) * br * bc;
+    for (let i = 0; i < m; i++) {
+      for (let j = 0; j < n; j++) {
+        let acc = 0;
+        for (let p = 0; p < k; p++) acc += a[oa + (ta ? p * ac + i : i * ac + p)]! * b[ob + (tb ? j * bc + p : p * bc + j)]!;
+        out[o++] = alpha * acc;
+      }
+    }
+  }
+  return out;
+}
+
+/** softmax(q·kᵀ)·v per batch for q, k, v of shape [b, t, d]. */
+function jsAttention(q: Float64Array, k: Float64Array, v: Float64Array, b: number, t: number, d: number): Float64Array {
+  const s = jsMatmul(q, [b, t, d], k, [b, t, d], false, true);
+  for (let r = 0; r < b * t; r++) {
+    let mx = -Infinity;
+    for (let j = 0; j < t; j++) mx = Math.max(mx, s[r * t + j]!);
+    let z = 0;
+    for (let j = 0; j < t; j++) z += (s[r * t + j] = Math.exp(s[r * t + j]! - mx));
+    for (let j = 0; j < t; j++) s[r * t + j] = s[r * t + j]! / z;
+  }
+  return jsMatmul(s, [b, t, t], v, [b, t, d]);
+}
+
+/** A FusedMatMul node (com.microsoft) built directly, as the MatMul VJP emits it. */
+function fusedMatMul(a: Tensor, b: Tensor, ta: boolean, tb: boolean, alpha: number, outShape: number[]): Tensor {
+  const attrs = { transA: G.attr.int(ta ? 1 : 0), transB: G.attr.int(tb ? 1 : 0), alpha: G.attr.float(alpha) };
+  return a.graph.addNode('FusedMatMul', [a, b], [{ dtype: 'float32', shape: outShape }], attrs, { domain: 'com.microsoft' })[0]!;
+}
+
+const sigmoidJs = (v: number): number => 1 / (1 + Math.exp(-v));
+
 export const F32_CASES: F32Case[] = [
   convCase('conv 3x3 stride 1 pad 1 + bias', convSpec({ n: 2, c: 3, o: 4, spatial: [5, 5], kernel: [3, 3], pads: [1, 1, 1, 1] }), true),
   convCase('conv 2x2 stride 2 asymmetric pads', convSpec({ n: 1, c: 2, o: 3, spatial: [6, 5], kernel: [2, 2], strides: [2, 2], pads: [0, 1, 1, 0] }), true),
@@ -189,6 +252,69 @@ export const F32_CASES: F32Case[] = [
     build: ([x, s, b]) => G.layerNorm(x!, s!, b!, 1e-5),
     js: ([x, s, b]) => jsLayerNorm(x!, s!, b!, 4, 1e-5),
   },
+  {
+    ops: ['LayerNormalization'],
+    name: 'layerNorm float32 (fused op), symbolic batch',
+    inputs: [
+      { name: 'x', shape: [3, 2, 5], decl: ['b', 2, 5] },
+      { name: 's', shape: [5] },
+      { name: 'b', shape: [5] },
+    ],
+    build: ([x, s, b]) => G.layerNorm(x!, s!, b!, 1e-5),
+    js: ([x, s, b]) => jsLayerNorm(x!, s!, b!, 5, 1e-5),
+  },
+  {
+    ops: ['Sigmoid', 'Mul'],
+    name: 'quickGelu float32 (sigmoid-gate rule)',
+    inputs: [{ name: 'x', shape: [3, 4] }],
+    build: ([x]) => G.quickGelu(x!),
+    js: ([x]) => x!.map((v) => v * sigmoidJs(1.702 * v)),
+  },
+  {
+    ops: ['MatMul', 'FusedMatMul'],
+    name: 'matmul batched float32 [2,3,4] x [2,4,5] (FusedMatMul backward)',
+    inputs: [
+      { name: 'a', shape: [2, 3, 4] },
+      { name: 'b', shape: [2, 4, 5] },
+    ],
+    build: ([a, b]) => G.matmul(a!, b!),
+    js: ([a, b]) => jsMatmul(a!, [2, 3, 4], b!, [2, 4, 5]),
+  },
+  {
+    ops: ['MatMul', 'FusedMatMul'],
+    name: 'matmul batched broadcast float32 [2,1,3,4] x [3,4,2]',
+    inputs: [
+      { name: 'a', shape: [2, 1, 3, 4] },
+      { name: 'b', shape: [3, 4, 2] },
+    ],
+    build: ([a, b]) => G.matmul(a!, b!),
+    js: ([a, b]) => jsMatmul(a!, [2, 1, 3, 4], b!, [3, 4, 2]),
+  },
+  {
+    ops: ['MatMul', 'Transpose', 'Softmax', 'FusedMatMul'],
+    name: 'attention softmax(q·kᵀ)·v float32, symbolic batch',
+    inputs: [
+      { name: 'q', shape: [2, 3, 4], decl: ['b', 3, 4] },
+      { name: 'k', shape: [2, 3, 4], decl: ['b', 3, 4] },
+      { name: 'v', shape: [2, 3, 4], decl: ['b', 3, 4] },
+    ],
+    build: ([q, k, v]) => G.matmul(G.softmax(G.matmul(q!, G.transpose(k!, [0, 2, 1])), -1), v!),
+    js: ([q, k, v]) => jsAttention(q!, k!, v!, 2, 3, 4),
+  },
+  ...([false, true] as const).flatMap((tA) =>
+    ([false, true] as const).map(
+      (tB): F32Case => ({
+        ops: ['FusedMatMul'],
+        name: `fusedMatMul transA=${tA} transB=${tB} alpha 0.7, batch broadcast [2,1,·,·] x [3,·,·]`,
+        inputs: [
+          { name: 'a', shape: tA ? [2, 1, 4, 3] : [2, 1, 3, 4] },
+          { name: 'b', shape: tB ? [3, 5, 4] : [3, 4, 5] },
+        ],
+        build: ([a, b]) => fusedMatMul(a!, b!, tA, tB, 0.7, [2, 3, 3, 5]),
+        js: ([a, b]) => jsMatmul(a!, tA ? [2, 1, 4, 3] : [2, 1, 3, 4], b!, tB ? [3, 5, 4] : [3, 4, 5], tA, tB, 0.7),
+      }),
+    ),
+  ),
   {
     ops: ['Cast'],
     name: 'cast float32 -> float64 -> loss',

@@ -159,5 +159,50 @@ test('stacked expert tensors hold the per-expert tensors in column order (transp
 test('bad options name their field: unknown option, topK > experts, block out of range', async () => {
   await assert.rejects(() => parseMethodOptions('moe-adapters', { expertz: 3 }), /unrecognized|expertz/i);
   await assert.rejects(() => parseMethodOptions('moe-adapters', { experts: 2, topK: 3 }), /method\.topK/);
-  await assert.rejects(() => createMethod('adapter-clip', { model: modelDir, blocks: [0, 7] }, env()), /blocks/);
+  await assert.rejects(() => createMethod('adapter-clip', { model: modelDir, blocks: [0, 7] }, env()), /method\.blocks\[1\]: layer 7 is out of range/);
+});
+
+test('cm-moe: subnets open per task, merge beyond maxSubnets, deleted experts leave the state, growth stays bounded', async () => {
+  const { makeDataset } = await import('../run/fixtures.ts');
+  const { createReplay } = await import('../../src/data/replay.ts');
+  const ds = makeDataset('toy', 'train', 4, 6, { pattern: true });
+  const memory = createReplay({ kind: 'reservoir', capacity: 64 });
+  const mrng = new Rng(9);
+  const m = (await createMethod('cm-moe', { model: modelDir, expertsPerSubnet: 2, topK: 2, maxSubnets: 2, numClusters: 2, finetuneSteps: 1, lr: 1e-2 }, env())) as never as {
+    trainer: { state: { names: string[]; store: unknown }; engine: { storeInfo(s: unknown): ReadonlyMap<string, { dims: number[] }> } };
+    moe: { layout: MoeLayout };
+    registry: { subnets(): { id: number; router: number }[] };
+    beginTask(t: TaskInfo, c: TaskContext): Promise<void>;
+    endTask(t: TaskInfo, c: TaskContext): Promise<void>;
+    observe: (b: unknown, c: ObserveContext) => Promise<{ loss: number }>;
+    describeCost(): { extra?: Record<string, number> };
+    dispose(): Promise<void>;
+  };
+  const sizes: number[] = [];
+  for (let t = 0; t < 3; t++) {
+    const info = task(t, [t % 4, (t + 1) % 4]);
+    const exposed = [0, 1, 2, 3].slice(0, Math.min(4, t + 2));
+    await m.beginTask(info, { ...taskCtx(exposed), memory });
+    for (let i = 0; i < 2; i++) await m.observe(batch([t % 4, (t + 1) % 4, t % 4, (t + 1) % 4, t % 4, (t + 1) % 4, t % 4, (t + 1) % 4]), { ...obsCtx(info, exposed), memory });
+    for (let i = 0; i < ds.length; i += 3) memory.add({ dataset: ds, index: i, label: ds.labels[i]!, task: t }, mrng);
+    await m.endTask(info, { ...taskCtx(exposed), memory });
+    sizes.push(m.moe.layout.experts(m.moe.layout.sites[0]!).length);
+  }
+  const cost = m.describeCost();
+  assert.equal(cost.extra?.['merges'], 1, 'one merge when the third subnet closed');
+  assert.deepEqual(sizes.slice(0, 2), [2, 4]);
+  assert.ok(sizes[2]! <= 4, `experts after the merge: ${sizes[2]}`);
+  assert.equal(m.registry.subnets().length, 2);
+  const L = m.moe.layout;
+  const info = m.trainer.engine.storeInfo(m.trainer.state.store);
+  for (const s of L.sites) {
+    assert.equal(info.get(stackedTensorName(s, 'down'))!.dims[0], L.experts(s).length, `${s.key}: state rows = layout experts`);
+    assert.equal(info.get(`${stackedTensorName(s, 'down')}.m`)!.dims[0], L.experts(s).length);
+  }
+  const routers = new Set(m.registry.subnets().map((s) => s.router));
+  for (const name of info.keys()) {
+    const r = /\.r(\d+)\.(gate|noise)/.exec(name);
+    if (r) assert.ok(routers.has(Number(r[1])), `${name} belongs to a live router`);
+  }
+  await m.dispose();
 });

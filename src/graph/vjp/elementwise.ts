@@ -2,7 +2,7 @@
  * VJP rules of elementwise ops. Binary ops reduce broadcast gradients back with `sumToShape`.
  * Notation: y = f(a[, b]), g = dL/dy.
  */
-import type { Tensor } from '../tensor.ts';
+import { type Tensor, isFloat, shapeEq } from '../tensor.ts';
 import {
   add,
   and,
@@ -43,10 +43,60 @@ registerVjp('Sub', (ctx) => {
   return [ctx.needsGrad[0] ? toInput(ctx, 0, g) : null, ctx.needsGrad[1] ? toInput(ctx, 1, neg(g)) : null];
 });
 
-// d(a·b) = g·b, g·a
+/** A sigmoid gate y = x·σ(c·x): x's input index, c, σ(c·x), and x's input index in the inner Mul (null if c·x is x). */
+interface SigmoidGate {
+  xi: number;
+  c: number;
+  s: Tensor;
+  innerXi: number | null;
+}
+
+/**
+ * Recognises the Mul node y = x·σ(c·x) (SiLU, QuickGELU as `mul(x, sigmoid(mul(x, c)))`; c a one-element
+ * constant; either operand order in both Muls; x, c·x and σ(c·x) of one shape), else null.
+ */
+function sigmoidGate(ctx: VjpContext): SigmoidGate | null {
+  const gr = ctx.graph;
+  for (const xi of [0, 1]) {
+    const x = ctx.input(xi);
+    const s = ctx.input(1 - xi);
+    const ps = gr.producerOf(s)?.node;
+    if (!ps || ps.opType !== 'Sigmoid' || !shapeEq(s.shape, x.shape)) continue;
+    const u = ps.inputs[0]!;
+    if (u.name === x.name) return { xi, c: 1, s, innerXi: null };
+    const pu = gr.producerOf(u)?.node;
+    if (!pu || pu.opType !== 'Mul' || !shapeEq(u.shape, x.shape)) continue;
+    for (const k of [0, 1]) {
+      const other = pu.inputs[1 - k];
+      const cv = other ? gr.constValues(other) : undefined;
+      if (pu.inputs[k]!.name === x.name && cv && cv.length === 1) return { xi, c: cv[0]!, s, innerXi: k };
+    }
+  }
+  return null;
+}
+
+// d(a·b) = g·b, g·a.
+// A sigmoid gate y = x·σ(u), u = c·x, is differentiated as a whole here: dx = g·s·(1 + u·(1 − s)), s = σ(u), and
+// σ(u) gets no gradient from this node (its share of the chain rule is inside dx); other uses of σ(u) or u
+// still send theirs through the Sigmoid and Mul rules. For c ≠ 1, u and s are recomputed from x with the
+// inner Mul's operands swapped, so ORT's common-subexpression pass keeps them apart from the forward nodes and
+// can fuse those into one QuickGelu (the forward keeps no u or s for the backward).
 registerVjp('Mul', (ctx) => {
   const g = ctx.gradOutputs[0]!;
   const [a, b] = [ctx.input(0), ctx.input(1)];
+  const gate = isFloat(g.dtype) ? sigmoidGate(ctx) : null;
+  if (gate && shapeEq(g.shape, ctx.input(gate.xi).shape)) {
+    const x = ctx.input(gate.xi);
+    let u = x;
+    let s = gate.s;
+    if (gate.innerXi !== null) {
+      const c = ctx.graph.constant(gate.c, x.dtype);
+      u = gate.innerXi === 0 ? mul(c, x) : mul(x, c);
+      s = sigmoid(u);
+    }
+    const dx = mul(g, mul(add(mul(u, sub(1, s)), 1), s));
+    return gate.xi === 0 ? [dx, null] : [null, dx];
+  }
   return [ctx.needsGrad[0] ? toInput(ctx, 0, mul(g, b)) : null, ctx.needsGrad[1] ? toInput(ctx, 1, mul(g, a)) : null];
 });
 

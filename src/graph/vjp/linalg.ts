@@ -1,20 +1,24 @@
 /**
- * VJP rules of MatMul and Gemm.
+ * VJP rules of MatMul, Gemm and FusedMatMul.
  *
  * MatMul Y = A·B (batched): dA = G·Bᵀ, dB = Aᵀ·G, each summed over broadcast batch axes. When B is a 2-D
  * matrix (the usual weight), both products are done as Gemm on 2-D views: dA = G₂·Bᵀ via Gemm(transB=1) on
  * the stored B (no transposed copy of a frozen weight), and dB = A₂ᵀ·G₂ via Gemm(transA=1), which also sums
- * over all batch rows.
+ * over all batch rows. Batched float32 products use ORT's FusedMatMul (com.microsoft) with transA/transB on the
+ * stored operands instead of materialising a transposed copy (float64, which FusedMatMul lacks, transposes).
  */
 import type { Tensor } from '../tensor.ts';
 import { isStatic } from '../tensor.ts';
 import { attr } from '../builder.ts';
 import { i64, node1, shapeOf } from '../ops/core.ts';
+import { gemm, matmul, matmulShape } from '../ops/linalg.ts';
 import { mul } from '../ops/elementwise.ts';
-import { gemm, matmul } from '../ops/linalg.ts';
 import { reshape, squeeze, transpose, unsqueeze } from '../ops/shape.ts';
 import { sumToShape } from '../ops/broadcast.ts';
 import { registerVjp } from './registry.ts';
+
+/** ONNX Runtime's contrib-op domain, which has FusedMatMul (float32 CPU kernel). */
+const MS_DOMAIN = 'com.microsoft';
 
 /** Swaps the last two axes. */
 function transposeLast2(x: Tensor): Tensor {
@@ -23,6 +27,26 @@ function transposeLast2(x: Tensor): Tensor {
   perm[r - 2] = r - 1;
   perm[r - 1] = r - 2;
   return transpose(x, perm);
+}
+
+/**
+ * α·op(a)·op(b) with numpy batch broadcasting (op swaps the last two axes where `ta`/`tb` is set): one
+ * FusedMatMul on the stored operands for float32, Transpose + MatMul (+ Mul) otherwise.
+ */
+function matmulT(a: Tensor, b: Tensor, ta: boolean, tb: boolean, alpha = 1): Tensor {
+  if (a.dtype === 'float32') {
+    const shape = matmulShape(ta ? swapLast2(a.shape) : a.shape, tb ? swapLast2(b.shape) : b.shape);
+    const attrs = { transA: attr.int(ta ? 1 : 0), transB: attr.int(tb ? 1 : 0), alpha: attr.float(alpha) };
+    return a.graph.addNode('FusedMatMul', [a, b], [{ dtype: a.dtype, shape }], attrs, { domain: MS_DOMAIN, domainVersion: 1 })[0]!;
+  }
+  const y = matmul(ta ? transposeLast2(a) : a, tb ? transposeLast2(b) : b);
+  return alpha === 1 ? y : mul(y, alpha);
+}
+
+function swapLast2<T>(s: readonly T[]): T[] {
+  const r = [...s];
+  [r[r.length - 2], r[r.length - 1]] = [r[r.length - 1]!, r[r.length - 2]!];
+  return r;
 }
 
 /** Reshapes a 2-D [rows, n] result back to `like`'s leading dims + [n]. */
@@ -72,11 +96,11 @@ registerVjp('MatMul', (ctx) => {
   let da: Tensor | null = null;
   let db: Tensor | null = null;
   if (ctx.needsGrad[0]) {
-    da = sumToShape(matmul(gg, transposeLast2(bb)), aa.shape);
+    da = sumToShape(matmulT(gg, bb, false, true), aa.shape);
     if (a1) da = squeeze(da, 0);
   }
   if (ctx.needsGrad[1]) {
-    db = sumToShape(matmul(transposeLast2(aa), gg), bb.shape);
+    db = sumToShape(matmulT(aa, gg, true, false), bb.shape);
     if (b1) db = squeeze(db, 1);
   }
   return [da, db];
@@ -110,4 +134,25 @@ registerVjp('Gemm', (ctx) => {
     dc = beta === 1 ? s : mul(s, beta);
   }
   return [da, db, dc];
+});
+
+// FusedMatMul Y = α·op(A)·op(B) (com.microsoft, float32; op transposes the last two axes under transA/transB):
+//   dA = α·G·op(B)ᵀ, or α·op(B)·Gᵀ under transA;  dB = α·op(A)ᵀ·G, or α·Gᵀ·op(A) under transB;
+// each summed over broadcast batch axes.
+registerVjp('FusedMatMul', (ctx) => {
+  const a = ctx.input(0);
+  const b = ctx.input(1);
+  const g = ctx.gradOutputs[0]!;
+  if (ctx.attrInt('transBatchA', 0) || ctx.attrInt('transBatchB', 0)) {
+    throw new Error(`VJP of FusedMatMul '${ctx.node.name}': transBatchA/transBatchB are not supported`);
+  }
+  if (a.shape.length < 2 || b.shape.length < 2) {
+    throw new Error(`VJP of FusedMatMul '${ctx.node.name}': operands must have rank >= 2, got ${a.shape.length} and ${b.shape.length}`);
+  }
+  const tA = ctx.attrInt('transA', 0) === 1;
+  const tB = ctx.attrInt('transB', 0) === 1;
+  const alpha = ctx.attrFloat('alpha', 1);
+  const da = ctx.needsGrad[0] ? sumToShape(tA ? matmulT(b, g, tB, true, alpha) : matmulT(g, b, false, !tB, alpha), a.shape) : null;
+  const db = ctx.needsGrad[1] ? sumToShape(tB ? matmulT(g, a, true, tA, alpha) : matmulT(a, g, !tA, false, alpha), b.shape) : null;
+  return [da, db];
 });

@@ -8,15 +8,15 @@
  *        (Xᵀ: batch and channel axes swapped), cropped to the kernel size, per group;
  *   db = Σ_{n,p} G.
  */
-import type { Tensor } from '../tensor.ts';
-import { attr } from '../builder.ts';
+import type { DType, Tensor } from '../tensor.ts';
+import { type Graph, attr } from '../builder.ts';
 import { node1, shapeOf } from '../ops/core.ts';
 import { add, div, mul, sqrt, sub } from '../ops/elementwise.ts';
 import { reduceMean, reduceSum } from '../ops/reduce.ts';
 import { concat, reshape, scatterElements, slice, split, transpose, constantOfShape } from '../ops/shape.ts';
 import { conv, convTranspose } from '../ops/nn.ts';
 import { sumToShape } from '../ops/broadcast.ts';
-import { mulDims } from '../tensor.ts';
+import { isStatic, mulDims } from '../tensor.ts';
 import { registerVjp, type VjpContext } from './registry.ts';
 
 interface Geo {
@@ -148,8 +148,22 @@ registerVjp('AveragePool', (ctx) => {
   return [dx];
 });
 
+const filledCache = new WeakMap<Graph, Map<string, Tensor>>();
+
+/** A constant filled with `value`, shared per graph, dtype and shape (the builder caches only small ones). */
+function filled(g: Graph, value: number, dtype: DType, shape: number[]): Tensor {
+  let m = filledCache.get(g);
+  if (!m) filledCache.set(g, (m = new Map()));
+  const key = `${value}|${dtype}|${shape.join(',')}`;
+  let t = m.get(key);
+  if (!t) m.set(key, (t = g.constant(value, dtype, shape)));
+  return t;
+}
+
 // Fused LayerNormalization (normalised axes [axis, rank)): with x̂ = (x − μ)·r, r = 1/√(σ² + eps), gs = g·scale:
 //   dx = r·(gs − mean(gs) − x̂·mean(gs·x̂)),  dscale = Σ g·x̂,  dbias = Σ g (sums over the leading axes).
+// float32 gets x̂ and r in one pass from a LayerNormalization with unit scale and zero bias (its InvStdDev
+// output); other dtypes (whose fused kernel keeps float32 statistics) recompute them with reductions.
 registerVjp('LayerNormalization', (ctx) => {
   const x = ctx.input(0);
   const scale = ctx.input(1);
@@ -159,10 +173,25 @@ registerVjp('LayerNormalization', (ctx) => {
   const a0 = ctx.attrInt('axis', -1) < 0 ? ctx.attrInt('axis', -1) + rank : ctx.attrInt('axis', -1);
   const axes = Array.from({ length: rank - a0 }, (_, i) => a0 + i);
   const eps = ctx.attrFloat('epsilon', 1e-5);
-  const mu = reduceMean(x, axes, true);
-  const xc = sub(x, mu);
-  const r = div(1, sqrt(add(reduceMean(mul(xc, xc), axes, true), eps)));
-  const xhat = mul(xc, r);
+  let xhat: Tensor;
+  let r: Tensor;
+  if (x.dtype === 'float32' && isStatic(scale.shape)) {
+    const gr = ctx.graph;
+    const stats = x.shape.map((d, i) => (i < a0 ? d : 1));
+    const outs = gr.addNode(
+      'LayerNormalization',
+      [x, filled(gr, 1, x.dtype, scale.shape as number[]), filled(gr, 0, x.dtype, scale.shape as number[])],
+      [{ dtype: x.dtype, shape: x.shape }, { dtype: x.dtype, shape: stats }, { dtype: x.dtype, shape: stats }],
+      { axis: attr.int(a0), epsilon: attr.float(eps) },
+    );
+    xhat = outs[0]!;
+    r = outs[2]!;
+  } else {
+    const mu = reduceMean(x, axes, true);
+    const xc = sub(x, mu);
+    r = div(1, sqrt(add(reduceMean(mul(xc, xc), axes, true), eps)));
+    xhat = mul(xc, r);
+  }
   let dx: Tensor | null = null;
   if (ctx.needsGrad[0]) {
     const gs = mul(g, scale);

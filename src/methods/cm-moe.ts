@@ -1,0 +1,377 @@
+/**
+ * `cm-moe` — MoE-CLIP with clustered and merged subnets (CM-MoE): bounded growth of MoE-Adapters.
+ *
+ * - Each task (or, without task boundaries, each detected new distribution) opens a SUBNET: its own router and
+ *   `expertsPerSubnet` new experts per adapted block; the new router may route to every expert no closed subnet
+ *   owns. At the subnet's end its most used experts (among those not yet frozen) are frozen as its own and its
+ *   router is restricted to exactly them (src/moe/subnets.ts).
+ * - When more than `maxSubnets` subnets exist, replay memory of every task goes through every subnet; per
+ *   (task, subnet) a metric (`metric`: `dist` / `cos` between the final image embedding through the subnet and
+ *   through the task's own subnet, `energy` = −log Σ exp(logits), `acc` = accuracy on the memory) makes each
+ *   subnet a vector over tasks; seeded k-means++ clusters them into `numClusters`; each cluster merges into its
+ *   lowest-id subnet (`mergeRule`: `keep-top` experts by usage — the reference — or `usage-average`, MC-SMoE
+ *   style), routers are summed, deleted experts leave the layout, the train state and the sessions, the members'
+ *   DDAS autoencoders merge, and the merged subnet is fine-tuned on its pooled memory (src/moe/merge.ts).
+ * - Test samples are routed per sample by DDAS to a subnet's router; on multi-dataset streams an unclaimed sample
+ *   goes to plain zero-shot CLIP, on single-dataset streams to its best autoencoder (no fallback).
+ * - Without task boundaries (`run.taskBoundaries: false`) a {@link ShiftDetector} over the current subnet's DDAS
+ *   error opens a subnet at a detected change, or re-enters the subnet whose autoencoder explains the new data.
+ * - `merge: false` with `maxSubnets` ≥ the number of tasks is the unbounded learner (a subnet per task).
+ *
+ * The metric is computed on the final image embeddings, not on per-block activations of the last `numBlocks`
+ * blocks as the reference does (documented difference; `numBlocks` is accepted and recorded).
+ */
+import { z } from 'zod';
+import type { Image } from '../data/types.ts';
+import type { StreamItem } from '../data/types.ts';
+import type { TensorData } from '../runtime/types.ts';
+import { MoeLayout } from '../moe/layout.ts';
+import { growMoeTensors } from '../moe/subnets.ts';
+import { SubnetRegistry } from '../moe/subnets.ts';
+import { applyMerge, clusterGroups, clusterSubnets, meanCosine, meanDistance, mergeDdasTasks, planMerge, subnetVectors, type MetricRecord } from '../moe/merge.ts';
+import { ShiftDetector } from '../moe/shift.ts';
+import { STACK_PARTS, stackedTensorName } from '../moe/hooks.ts';
+import { TrainerOptionsShape } from './clip-trainer.ts';
+import { defineClipMethod, ModelOptionShape, SitesOptionShape } from './clip-method.ts';
+import { MoeAdaptersMethod, MoeAdaptersSchema, MoePeft } from './moe-adapters.ts';
+import type { CostInfo, ObserveContext, ObserveResult, PredictContext, TaskContext, TaskInfo, TrainBatch } from './method.ts';
+
+export const CmMoeSchema = z
+  .strictObject({
+    ...ModelOptionShape,
+    ...TrainerOptionsShape,
+    ...SitesOptionShape,
+    lr: TrainerOptionsShape.lr.default(5e-4),
+    visibleClasses: TrainerOptionsShape.visibleClasses.default('task'),
+    topK: z.int().positive().default(2),
+    bottleneck: z.int().positive().default(64),
+    expertsPerSubnet: z.int({ error: 'expected a positive integer' }).positive({ error: 'expected a positive integer' }).default(4),
+    maxSubnets: z.int({ error: 'expected a positive integer' }).positive({ error: 'expected a positive integer' }).default(5),
+    numClusters: z.int({ error: 'expected a positive integer' }).positive({ error: 'expected a positive integer' }).default(3),
+    numBlocks: z.int().positive().default(4),
+    metric: z.enum(['dist', 'cos', 'energy', 'acc']).default('dist'),
+    mergeRule: z.enum(['keep-top', 'usage-average']).default('keep-top'),
+    /** Hard cap on experts per block (default (maxSubnets + 1) · expertsPerSubnet). */
+    maxExpertsPerBlock: z.int().positive().optional(),
+    /** Merge at all (false: the unbounded learner, a subnet per task). */
+    merge: z.boolean().default(true),
+    /** Replay samples kept for merging and fine-tuning (reservoir, asked from the runner when the config has none). */
+    memorySize: z.int().positive().default(500),
+    /** Fine-tuning steps of a merged subnet on its pooled memory (batches of 16). */
+    finetuneSteps: z.int().min(0).default(20),
+    noisyGating: z.boolean().default(true),
+    textRouterToken: z.enum(['eot', 'sot']).default('eot'),
+    ddas: MoeAdaptersSchema.shape.ddas,
+  })
+  .superRefine((o, ctx) => {
+    if (o.topK > o.expertsPerSubnet) ctx.addIssue({ code: 'custom', path: ['topK'], message: `topK ${o.topK} exceeds expertsPerSubnet ${o.expertsPerSubnet}` });
+    if (o.numClusters >= o.maxSubnets + 1) ctx.addIssue({ code: 'custom', path: ['numClusters'], message: `numClusters ${o.numClusters} must be below maxSubnets + 1 (${o.maxSubnets + 1}) for a merge to shrink anything` });
+  });
+export type CmMoeOptions = z.output<typeof CmMoeSchema>;
+
+/** A merge, as logged in the run events and cost.json. */
+export interface MergeLog {
+  samplesSeen: number;
+  members: number[][];
+  keptExperts: number;
+  deletedExperts: number;
+  ms: number;
+}
+
+class CmMoeMethod extends MoeAdaptersMethod {
+  registry!: SubnetRegistry;
+  /** The subnet receiving the stream now (open while it learns its own experts; closed when re-entered). */
+  current: number | null = null;
+  readonly merges: MergeLog[] = [];
+  readonly expertsOverTime: Array<[number, number]> = [];
+  private detector: ShiftDetector | null = null;
+  private pseudoTask = 0;
+  /** Task-free runs: the (pseudo-)task each incoming sample was learned under; replay memory keeps the objects. */
+  private readonly learnedUnder = new WeakMap<StreamItem, number>();
+  detections: number[] = [];
+
+  get c(): CmMoeOptions {
+    return this.parts.options as CmMoeOptions;
+  }
+
+  private ensureRegistry(): SubnetRegistry {
+    this.registry ??= new SubnetRegistry(this.moe.layout, {
+      expertsPerSubnet: this.c.expertsPerSubnet,
+      maxExpertsPerBlock: this.c.maxExpertsPerBlock ?? (this.c.merge ? (this.c.maxSubnets + 1) * this.c.expertsPerSubnet : Number.MAX_SAFE_INTEGER),
+    });
+    return this.registry;
+  }
+
+  /** Every MoE tensor of the state (params, slots, counters). */
+  private async moeTensors(): Promise<Record<string, TensorData>> {
+    const names = [...this.trainer.engine.storeInfo(this.trainer.state.store).keys()].filter((n) => n.startsWith('moe.'));
+    return this.trainer.engine.getTensors(this.trainer.state.store, names);
+  }
+
+  /** Replaces resized MoE tensors in the state: params re-added (new shapes), then their slots and counters. */
+  private async replaceTensors(next: Record<string, TensorData>, deletedParams: readonly string[] = []): Promise<void> {
+    const st = this.trainer.state;
+    const params = Object.keys(next).filter((n) => !/\.(m|v|buf|t)$/.test(n));
+    const present = params.filter((n) => st.has(n));
+    const doomed = [...new Set([...present, ...deletedParams.filter((n) => st.has(n))])];
+    if (doomed.length) await st.remove(doomed);
+    const add: Record<string, TensorData> = {};
+    for (const n of params) add[n] = next[n]!;
+    if (Object.keys(add).length) await st.add(add);
+    const rest: Record<string, TensorData> = {};
+    for (const [n, t] of Object.entries(next)) if (!(n in add)) rest[n] = t;
+    if (Object.keys(rest).length) await this.trainer.engine.putTensors(st.store, rest);
+    this.trainer.touch();
+  }
+
+  /** Opens a subnet for `task` (new router + experts), growing the state's tensors. */
+  private async openSubnet(task: number, samplesSeen = 0): Promise<void> {
+    const reg = this.ensureRegistry();
+    const before = await this.moeTensors();
+    const opened = reg.open(task);
+    const L = this.moe.layout;
+    // stacked tensors and slots start empty (0 rows) the first time
+    for (const s of L.sites) {
+      for (const part of STACK_PARTS) {
+        const name = stackedTensorName(s, part);
+        if (before[name]) continue;
+        const d = s.width;
+        const bn = L.bottleneck;
+        const dims = part === 'down' ? [0, d, bn] : part === 'downBias' ? [0, 1, bn] : part === 'up' ? [0, bn, d] : [0, 1, d];
+        for (const suffix of ['', '.m', '.v']) before[name + suffix] = { dtype: 'float32', dims, data: new Float32Array(0) };
+        before[`${name}.t`] = { dtype: 'float32', dims: [0, 1, 1], data: new Float32Array(0) };
+      }
+    }
+    const grown = growMoeTensors(L, before, opened.newExperts, this.moe.rng);
+    Object.assign(grown, L.initRouter(opened.router));
+    await this.replaceTensors(grown);
+    this.moe.router = opened.router;
+    this.current = opened.subnet;
+    this.routerOf.set(opened.subnet, opened.router);
+    const ddas = await this.ddasOn();
+    ddas?.addTask(opened.subnet);
+    this.detector?.reset(opened.subnet);
+    this.noteExperts(samplesSeen);
+  }
+
+  private async ddasOn() {
+    return this.ensureDdas({ force: true, noFallback: !this.multi });
+  }
+
+  private multi = false;
+
+  private noteExperts(samples = 0): void {
+    const L = this.moe.layout;
+    this.expertsOverTime.push([samples, Math.max(...L.sites.map((s) => L.experts(s).length))]);
+  }
+
+  /** End of a subnet: freeze its own experts; merge when over budget. */
+  private async closeSubnet(ctx: { memory: TaskContext['memory']; samplesSeen: number; reportPhase: (n: string, ms: number) => void; stream: PredictContext }): Promise<void> {
+    if (this.current === null) return;
+    if (this.registry.subnet(this.current).open) this.registry.close(this.current);
+    this.current = null;
+    this.trainer.touch();
+    const open = this.registry.subnets();
+    if (this.c.merge && open.length > this.c.maxSubnets) await this.mergeSubnets(ctx);
+  }
+
+  override async beginTask(task: TaskInfo, ctx: TaskContext): Promise<void> {
+    this.task = task;
+    this.trainer.resetSchedule();
+    this.multi = ctx.kind === 'multi-dataset';
+    this.tasksSeen.push(task);
+    await this.openSubnet(task.id, ctx.samplesSeen);
+  }
+
+  override async endTask(_task: TaskInfo, ctx: TaskContext): Promise<void> {
+    await this.closeSubnet({ memory: ctx.memory, samplesSeen: ctx.samplesSeen, reportPhase: ctx.reportPhase, stream: { ...ctx, exposedClasses: ctx.exposedClasses, purpose: 'task_end' } });
+  }
+
+  protected override ddasIdOfTask(task: number): number | undefined {
+    return this.registry?.subnetOfTask(task);
+  }
+
+  protected override ddasTrainId(): number | null {
+    return this.current;
+  }
+
+  override async observe(batch: TrainBatch, ctx: ObserveContext): Promise<ObserveResult> {
+    const info: Record<string, number | string | boolean> = {};
+    if (!ctx.task) {
+      // task-free: subnets follow detected distribution changes
+      this.multi = ctx.kind === 'multi-dataset';
+      this.detector ??= new ShiftDetector();
+      if (this.current === null && this.registry === undefined) await this.openSubnet(this.pseudoTask++, ctx.samplesSeen);
+      else if (ctx.step === 0 && this.ddas) {
+        const feats = await this.lease.features.images(batch.images.slice(0, batch.numIncoming), 'none');
+        const errs = await this.ddas.errors(feats);
+        const ids = this.ddas.describe().tasks;
+        const n = feats.length;
+        const mean = (j: number) => {
+          let s = 0;
+          for (let i = 0; i < n; i++) s += errs[i * ids.length + j]!;
+          return s / n;
+        };
+        const others = new Map<number, number>();
+        const thresholds = new Map<number, number>();
+        ids.forEach((id, j) => {
+          if (id !== this.current) {
+            others.set(id, mean(j));
+            thresholds.set(id, this.ddas!.threshold(id));
+          }
+        });
+        const cur = ids.indexOf(this.current ?? -1);
+        const decision = cur >= 0 ? this.detector.observe({ current: mean(cur), others, thresholds }) : { kind: 'none' as const };
+        if (decision.kind !== 'none') {
+          this.detections.push(ctx.samplesSeen);
+          info['boundary'] = decision.kind;
+          await this.closeSubnet({ memory: ctx.memory, samplesSeen: ctx.samplesSeen, reportPhase: ctx.reportPhase, stream: { ...ctx, purpose: 'task_end' } });
+          const known = decision.kind === 'reenter' ? this.registry.subnets().find((s) => s.id === decision.subnet) : undefined;
+          if (known) {
+            // a known distribution again: its subnet takes the stream back (its experts stay frozen, its router
+            // and autoencoder keep learning)
+            const task = this.pseudoTask++;
+            this.registry.reuse(known.id, task);
+            this.current = known.id;
+            this.moe.router = known.router;
+            this.detector.reset(known.id);
+            this.trainer.touch();
+            info['reentered'] = known.id;
+          } else {
+            await this.openSubnet(this.pseudoTask++, ctx.samplesSeen);
+          }
+        }
+      }
+    }
+    if (!ctx.task && ctx.step === 0) for (const it of batch.items.slice(0, batch.numIncoming)) this.learnedUnder.set(it, this.pseudoTask - 1);
+    const r = await super.observe(batch, ctx);
+    return { ...r, ...(Object.keys(info).length ? { info } : {}) };
+  }
+
+  /** Cluster-and-merge (see the module doc). */
+  private async mergeSubnets(ctx: { memory: TaskContext['memory']; samplesSeen: number; reportPhase: (n: string, ms: number) => void; stream: PredictContext }): Promise<void> {
+    const t0 = performance.now();
+    const mem = ctx.memory;
+    const subnets = this.registry.subnets().filter((s) => !s.open);
+    if (!mem || mem.size === 0 || subnets.length < 2) return;
+    const items = [...mem.items()];
+    const byTask = new Map<number, StreamItem[]>();
+    for (const it of items) {
+      const task = this.taskOf(it);
+      if (this.registry.subnetOfTask(task) === undefined) continue;
+      const list = byTask.get(task) ?? [];
+      list.push(it);
+      byTask.set(task, list);
+    }
+    const tasks = [...byTask.keys()].sort((a, b) => a - b);
+    const show = (list: readonly StreamItem[], train: boolean): Image[] =>
+      ctx.stream.materialize ? ctx.stream.materialize(list, train, this.moe.rng) : list.map((it) => it.dataset.image(it.index));
+    const records: MetricRecord[] = [];
+    const E = this.lease.features.dim;
+    for (const task of tasks) {
+      const list = byTask.get(task)!;
+      const images = show(list, false);
+      const labels = list.map((it) => it.label);
+      const classes = [...new Set(labels)].sort((a, b) => a - b);
+      const own = this.routerOf.get(this.registry.subnetOfTask(task)!)!;
+      const ownEmb = await this.trainer.imageEmbeddings(images, new Int32Array(images.length).fill(own));
+      const ownFlat = flat(ownEmb, E);
+      for (const s of subnets) {
+        const r = this.routerOf.get(s.id)!;
+        const emb = r === own ? ownEmb : await this.trainer.imageEmbeddings(images, new Int32Array(images.length).fill(r));
+        let value: number;
+        if (this.c.metric === 'dist') value = meanDistance(flat(emb, E), ownFlat, E);
+        else if (this.c.metric === 'cos') value = meanCosine(flat(emb, E), ownFlat, E);
+        else {
+          const W = await this.trainer.classWeights(classes, ctx.stream, r);
+          const scale = this.trainer.model.logitScale;
+          let correct = 0;
+          let energy = 0;
+          emb.forEach((f, i) => {
+            const logits = W.map((w) => scale * w.reduce((a, x, d) => a + x * f[d]!, 0));
+            const mx = Math.max(...logits);
+            energy += -(mx + Math.log(logits.reduce((a, l) => a + Math.exp(l - mx), 0)));
+            if (classes[logits.indexOf(mx)] === labels[i]) correct++;
+          });
+          value = this.c.metric === 'acc' ? correct / emb.length : energy / emb.length;
+        }
+        records.push({ task, subnet: s.id, block: 'embed', modality: 'image', value });
+      }
+    }
+    if (records.length === 0) return;
+    const vecs = subnetVectors(records, { subnets: subnets.map((s) => s.id) });
+    const labels = clusterSubnets(vecs.vectors, Math.min(this.c.numClusters, vecs.subnets.length), 1);
+    const groups = clusterGroups(vecs.subnets, labels);
+    const tensors = await this.moeTensors();
+    const plan = planMerge(this.moe.layout, this.registry, groups, { rule: this.c.mergeRule, tensors });
+    if (plan.groups.length === 0) return;
+    const before = this.moe.layout.sites.reduce((n, s) => n + this.moe.layout.experts(s).length, 0);
+    const res = applyMerge(plan, this.moe.layout, this.registry, tensors);
+    // removed routers leave the state; resized tensors replace theirs
+    for (const g of plan.groups) for (const r of g.routers.removed) for (const [sub, rr] of this.routerOf) if (rr === r) this.routerOf.delete(sub);
+    await this.replaceTensors(res.tensors, res.deletedParams);
+    const leftovers = res.deleted.filter((n) => !res.deletedParams.includes(n) && this.trainer.engine.storeInfo(this.trainer.state.store).has(n));
+    if (leftovers.length) await this.trainer.engine.deleteTensors(this.trainer.state.store, leftovers);
+    if (this.ddas) await mergeDdasTasks(this.ddas, plan);
+    for (const g of plan.groups) for (const id of g.members.slice(1)) this.detector?.forget(id);
+    const after = this.moe.layout.sites.reduce((n, s) => n + this.moe.layout.experts(s).length, 0);
+    // fine-tune each merged subnet's router on its pooled memory (its experts stay frozen, as the reference's
+    // merged subnet keeps its frozen experts; only routing adapts)
+    for (const g of plan.groups) {
+      const pool = items.filter((it) => this.registry.subnetOfTask(this.taskOf(it)) === g.survivor);
+      if (pool.length === 0 || this.c.finetuneSteps === 0) continue;
+      const saved = this.moe.router;
+      this.moe.router = this.routerOf.get(g.survivor) ?? g.routers.survivor;
+      for (let k = 0; k < this.c.finetuneSteps; k++) {
+        const pick = Array.from({ length: Math.min(16, pool.length) }, () => pool[this.moe.rng.int(pool.length)]!);
+        const imgs = show(pick, true);
+        const lab = Int32Array.from(pick, (it) => it.label);
+        const visible = [...new Set(lab)].sort((a, b) => a - b);
+        await this.trainer.step({ images: imgs, labels: lab, visible, stream: ctx.stream });
+      }
+      this.moe.router = saved;
+    }
+    const ms = performance.now() - t0;
+    ctx.reportPhase('merge', ms);
+    this.merges.push({ samplesSeen: ctx.samplesSeen, members: plan.groups.map((g) => g.members), keptExperts: after, deletedExperts: before - after, ms });
+    this.noteExperts(ctx.samplesSeen);
+  }
+
+  /** The task a replay sample was learned under: its stream task, or the pseudo-task of a task-free run. */
+  private taskOf(it: StreamItem): number {
+    return this.learnedUnder.get(it) ?? it.task;
+  }
+
+  override describeCost(): CostInfo {
+    const base = super.describeCost();
+    const extra: Record<string, number> = {
+      ...(base.extra ?? {}),
+      subnets: this.registry ? this.registry.subnets().length : 0,
+      merges: this.merges.length,
+      mergeMs: this.merges.reduce((a, m) => a + m.ms, 0),
+      detectedBoundaries: this.detections.length,
+    };
+    this.expertsOverTime.forEach(([s, e], i) => (extra[`expertsOverTime:${i}:${s}`] = e));
+    return { ...base, extra };
+  }
+}
+
+function flat(rows: readonly Float32Array[], E: number): Float32Array {
+  const out = new Float32Array(rows.length * E);
+  rows.forEach((r, i) => out.set(r, i * E));
+  return out;
+}
+
+export const cmMoeMethod = defineClipMethod({
+  name: 'cm-moe',
+  summary: 'CM-MoE: a subnet (router + experts) per task or detected distribution, clustered and merged to a budget',
+  schema: CmMoeSchema,
+  peft: (o, lease, rng) => {
+    const cfg = lease.features.model.config;
+    const layout = MoeLayout.forClip({ vision: cfg.vision, text: cfg.text }, { towers: o.towers, blocks: o.blocks, experts: 0, routers: 0, bottleneck: o.bottleneck });
+    const peft = new MoePeft(layout, { topK: o.topK, noisy: o.noisyGating, textRouterToken: o.textRouterToken, balanceLoss: false }, rng.fork());
+    return { peft, init: {} };
+  },
+  replay: (o) => ({ capacity: o.memorySize, batchSize: 0 }),
+  Ctor: CmMoeMethod as never,
+});
