@@ -117,6 +117,11 @@ export interface Peft {
 /** A method's extra loss terms in the train graph (LwF distillation, EWC penalty). */
 export interface LossExtension {
   key: string;
+  /**
+   * Classes whose prompts the step must also encode (e.g. LwF's old classes for distillation) although the CE
+   * does not see them: they are appended to the visible classes and masked out of the CE (input `ce_bias`).
+   */
+  extraClasses?(visible: readonly number[]): number[];
   /** Adds terms; may declare inputs (fed by `feeds`) and outputs (e.g. Fisher updates named `<x>.next`). */
   build(args: { g: Graph; logits: Tensor; ce: Tensor; source: (name: string) => Tensor; params: Tensor[] }): { loss: Tensor; outputs?: Record<string, Tensor> };
   feeds(batch: { images: Image[]; labels: Int32Array; visible: readonly number[]; stream: StreamView }): Record<string, TensorData> | Promise<Record<string, TensorData>>;
@@ -296,9 +301,16 @@ export class ClipTrainer {
       const txt = textEncoder(g, source, cfg, ids, built.hooks);
       const fin = built.finish?.() ?? {};
       const logits = mul(matmul(normalize(img, -1), transpose(normalize(txt, -1), [1, 0])), this.logitScale(g));
-      const ce = crossEntropy(logits, labels);
+      // classes only an extension needs are masked out of the CE by a bias of −1e9 (0 elsewhere)
+      const ceLogits = this.extension?.extraClasses ? add(logits, g.input('ce_bias', 'float32', ['classes'])) : logits;
+      const ce = crossEntropy(ceLogits, labels);
       const eps = this.options.labelSmoothing;
-      let loss = eps > 0 ? add(mul(ce, 1 - eps), mul(neg(reduceMean(logSoftmax(logits, 1))), eps)) : ce;
+      // label smoothing spreads over the CE's classes only
+      const smooth = () => {
+        if (!this.extension?.extraClasses) return neg(reduceMean(logSoftmax(logits, 1)));
+        throw new Error(`${this.methodKey}: label smoothing with extension classes is not supported`);
+      };
+      let loss = eps > 0 ? add(mul(ce, 1 - eps), mul(smooth(), eps)) : ce;
       if (fin.extraLoss) loss = add(loss, fin.extraLoss);
       const params = [...trainable].sort().map((n) => source(n));
       const extOutputs: Record<string, Tensor> = {};
@@ -334,7 +346,10 @@ export class ClipTrainer {
   /** One optimiser step; returns the loss. */
   async step(input: TrainStepInput): Promise<number> {
     await this.init();
-    const { images, labels, visible, stream } = input;
+    const { images, labels, stream } = input;
+    const own = new Set(input.visible);
+    const extra = (this.extension?.extraClasses?.(input.visible) ?? []).filter((c) => !own.has(c));
+    const visible = [...input.visible, ...extra];
     const col = new Map(visible.map((c, i) => [c, i]));
     const y = new BigInt64Array(labels.length);
     labels.forEach((l, i) => {
@@ -350,6 +365,7 @@ export class ClipTrainer {
       labels: { dtype: 'int64', dims: [labels.length], data: y },
       ...this.peft.feeds({ kind: 'train' }, { images: images.length, texts: visible.length }),
       ...(this.extension ? await this.extension.feeds({ images, labels, visible, stream }) : {}),
+      ...(this.extension?.extraClasses ? { ce_bias: { dtype: 'float32', dims: [visible.length], data: Float32Array.from(visible, (_, i) => (i < input.visible.length ? 0 : -1e9)) } } : {}),
     };
     const h = await this.trainSession();
     const warm = this.options.warmupSteps;

@@ -62,6 +62,15 @@ export const CmMoeSchema = z
     noisyGating: z.boolean().default(true),
     textRouterToken: z.enum(['eot', 'sot']).default('eot'),
     ddas: MoeAdaptersSchema.shape.ddas,
+    /** Task-free change detection (src/moe/shift.ts): warm-up batches after a change, window, z*, patience. */
+    shift: z
+      .strictObject({
+        warmup: z.int().min(2).default(10),
+        window: z.int().positive().default(5),
+        z: z.number().positive().default(4),
+        patience: z.int().positive().default(3),
+      })
+      .prefault({}),
   })
   .superRefine((o, ctx) => {
     if (o.topK > o.expertsPerSubnet) ctx.addIssue({ code: 'custom', path: ['topK'], message: `topK ${o.topK} exceeds expertsPerSubnet ${o.expertsPerSubnet}` });
@@ -200,7 +209,7 @@ class CmMoeMethod extends MoeAdaptersMethod {
     if (!ctx.task) {
       // task-free: subnets follow detected distribution changes
       this.multi = ctx.kind === 'multi-dataset';
-      this.detector ??= new ShiftDetector();
+      this.detector ??= new ShiftDetector({ ...this.c.shift });
       if (this.current === null && this.registry === undefined) await this.openSubnet(this.pseudoTask++, ctx.samplesSeen);
       else if (ctx.step === 0 && this.ddas) {
         const feats = await this.lease.features.images(batch.images.slice(0, batch.numIncoming), 'none');

@@ -80,6 +80,8 @@ class LwfMethod extends TrainableClipMethod {
 function lwfExtension(o: LwfOptions, m: LwfMethod): LossExtension {
   return {
     key: `lwf|l${o.lambda}|T${o.temperature}`,
+    // the old classes' logits are distilled even when the batch has none of their samples
+    extraClasses: () => (m.trainer.hasTeacher ? [...m.oldClasses] : []),
     build({ g, logits, ce }) {
       const probs = g.input('kd_probs', 'float32', ['batch', 'classes']);
       const neglect = g.input('kd_neglect', 'float32', ['classes']); // 0 for old classes, −1e9 for the others
