@@ -40,6 +40,8 @@ export interface TrainStepOptions {
    * the frozen experts of a stacked expert tensor.
    */
   rowMasks?: readonly string[];
+  /** Params with per-row step counters `<p>.t` [E, 1, …, 1] but no mask (every row trains); implied by `rowMasks`. */
+  rowCounters?: readonly string[];
 }
 
 /** Names of a built training-step graph (see the naming convention above). */
@@ -97,14 +99,15 @@ export function buildTrainStep(g: Graph, opts: TrainStepOptions): TrainStepSpec 
   const slots = optimizer.kind === 'adamw' ? ['m', 'v'] : (optimizer.momentum ?? 0) !== 0 ? ['buf'] : [];
   const perParam = opts.stepPerParam === true;
   const rowMasked = new Set(opts.rowMasks ?? []);
-  if (rowMasked.size > 0 && (!perParam || optimizer.kind !== 'adamw')) throw new Error('buildTrainStep: rowMasks needs stepPerParam and AdamW');
-  for (const n of rowMasked) if (!names.has(n)) throw new Error(`buildTrainStep: rowMasks names '${n}', which is not a param`);
+  const rowCounted = new Set([...(opts.rowCounters ?? []), ...rowMasked]);
+  if (rowCounted.size > 0 && (!perParam || optimizer.kind !== 'adamw')) throw new Error('buildTrainStep: rowMasks / rowCounters need stepPerParam and AdamW');
+  for (const n of rowCounted) if (!names.has(n)) throw new Error(`buildTrainStep: rowMasks / rowCounters name '${n}', which is not a param`);
   const state = new Map<string, Tensor[]>();
   const counters = new Map<string, Tensor>();
   const rows = new Map<string, Tensor>();
   for (const p of params) {
     state.set(p.name, slots.map((s) => g.input(`${p.name}.${s}`, p.dtype, [...p.shape])));
-    const rowShape = rowMasked.has(p.name) ? [p.shape[0]!, ...p.shape.slice(1).map(() => 1)] : [];
+    const rowShape = rowCounted.has(p.name) ? [p.shape[0]!, ...p.shape.slice(1).map(() => 1)] : [];
     if (perParam) counters.set(p.name, g.input(`${p.name}.t`, 'float32', rowShape));
     if (rowMasked.has(p.name)) rows.set(p.name, g.input(`${p.name}.rows`, 'bool', rowShape));
   }

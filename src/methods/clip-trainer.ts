@@ -106,6 +106,8 @@ export interface Peft {
   trainableNames(): string[];
   /** Trainable tensors updated row by row (`<p>.rows` masks fed by `feeds`, `<p>.t` per row): stacked experts. */
   rowMasked?(): string[];
+  /** Trainable tensors with per-row step counters `<p>.t` (a superset of `rowMasked`). */
+  rowCounted?(): string[];
   /** Feeds for the inputs `build` declared, for one run of `mode`. */
   feeds(mode: PeftMode, sizes: { images: number; texts: number }, extra?: { routerIndex?: Int32Array }): Record<string, TensorData>;
   /** Receives the fetched `outputs` of a training step (e.g. to accumulate usage). */
@@ -325,6 +327,7 @@ export class ClipTrainer {
         optimizer: { kind: 'adamw', weightDecay: this.options.weightDecay },
         stepPerParam: true,
         rowMasks: (this.peft.rowMasked?.() ?? []).filter((n) => trainable.has(n)),
+        rowCounters: (this.peft.rowCounted?.() ?? []).filter((n) => trainable.has(n)),
         ...(this.options.clipNorm > 0 ? { clipNorm: this.options.clipNorm } : {}),
         extraOutputs: { ...(fin.outputs ?? {}), ...extOutputs },
       });

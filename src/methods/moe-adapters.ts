@@ -108,7 +108,7 @@ export class MoePeft implements Peft {
     // sites, experts, frozen sets, routers and their allowed experts; not the usage counts
     const j = this.layout.toJSON();
     const base = JSON.stringify([j.sites.map((s) => [s.tower, s.layer, s.experts, s.frozen.map((f) => f[0])]), j.routers.map((r) => [r.id, r.allowed])]);
-    const m = mode.kind === 'train' ? `train:r${this.router}` : mode.kind === 'eval-text' ? `text:r${mode.router}` : `image:${mode.perSample ? 'ps' : 'r0'}`;
+    const m = mode.kind === 'train' ? `train:r${this.router}:mask=${this.rowMasked().filter((n) => n.endsWith('.stack.down')).join(',')}` : mode.kind === 'eval-text' ? `text:r${mode.router}` : `image:${mode.perSample ? 'ps' : 'r0'}`;
     return `moe|${base}|k${this.opts.topK}|${this.opts.textRouterToken}|n${this.opts.noisy}|b${this.opts.balanceLoss}|${m}`;
   }
 
@@ -139,18 +139,28 @@ export class MoePeft implements Peft {
 
   trainableNames(): string[] {
     const routerNames = this.layout.trainableTensorNames(this.router, { noise: this.opts.noisy }).filter((n) => /\.r\d+\.(gate|noise)$/.test(n));
-    return [...this.rowMasked(), ...routerNames];
+    return [...this.rowCounted(), ...routerNames];
   }
 
-  rowMasked(): string[] {
+  rowCounted(): string[] {
     return this.layout.sites.flatMap((s) => STACK_PARTS.map((p) => stackedTensorName(s, p)));
   }
 
-  /** `<p>.rows` masks: the experts the current router trains (not frozen, allowed), per site. */
+  /** Stacked tensors of the sites where some expert does not train for the current router (masks needed). */
+  rowMasked(): string[] {
+    const trainable = this.layout.trainableExperts(this.router);
+    return this.layout.sites
+      .filter((s) => (trainable[s.key] ?? []).length < this.layout.experts(s).length)
+      .flatMap((s) => STACK_PARTS.map((p) => stackedTensorName(s, p)));
+  }
+
+  /** `<p>.rows` masks: the experts the current router trains (not frozen, allowed), at the masked sites. */
   private rowFeeds(): Record<string, TensorData> {
     const out: Record<string, TensorData> = {};
     const trainable = this.layout.trainableExperts(this.router);
+    const masked = new Set(this.rowMasked());
     for (const s of this.layout.sites) {
+      if (!masked.has(stackedTensorName(s, 'down'))) continue;
       const ids = this.layout.experts(s);
       const on = new Set(trainable[s.key] ?? []);
       const data = Uint8Array.from(ids, (id) => (on.has(id) ? 1 : 0));

@@ -165,3 +165,45 @@ test('stepPerParam in float32: <p>.t stays float32 and feeds the step directly',
   assert.ok(relErr(out['w.next']!.data, want) < 1e-5, `${out['w.next']!.data} vs ${want}`);
   assert.deepEqual(out['w.t.next'], { data: [1], dims: [] });
 });
+
+test('rowMasks: masked-out rows keep value, moments and count bit for bit; trained rows follow AdamW with their own t', async () => {
+  // w [3, 1] rows; loss = mean((X·w + b − y)²) with w as a column
+  const g = new G.Graph();
+  const x = g.input('x', 'float64', ['batch', 3]);
+  const y = g.input('y', 'float64', ['batch']);
+  const w = g.input('w', 'float64', [3, 1]);
+  const r = G.sub(G.reshape(G.matmul(x, w), [-1]), y);
+  const loss = G.reduceMean(G.mul(r, r));
+  const spec = G.buildTrainStep(g, { loss, params: [w], optimizer: { kind: 'adamw', weightDecay: 0.1 }, stepPerParam: true, rowMasks: ['w'] });
+  assert.ok(spec.inputNames.includes('w.rows'));
+  const s = await session(g);
+  const w0 = [0.3, -0.2, 0.5];
+  const m0 = [0.01, 0.02, -0.03];
+  const v0 = [0.001, 0.002, 0.003];
+  const t0 = [4, 0, 7];
+  const out = await run(s, {
+    x: f64(X.flat(), [4, 3]),
+    y: f64(Y, [4]),
+    w: f64(w0, [3, 1]),
+    'w.m': f64(m0, [3, 1]),
+    'w.v': f64(v0, [3, 1]),
+    'w.t': f32(t0, [3, 1]),
+    'w.rows': { dtype: 'bool', data: Uint8Array.of(1, 0, 1), shape: [3, 1] },
+    lr: f64([0.01], []),
+  });
+  // row 1 frozen: exactly unchanged
+  assert.equal(out['w.next']!.data[1], w0[1]);
+  assert.equal(out['w.m.next']!.data[1], m0[1]);
+  assert.equal(out['w.v.next']!.data[1], v0[1]);
+  assert.equal(out['w.t.next']!.data[1], t0[1]);
+  // rows 0 and 2: AdamW (decoupled decay) with their own step t + 1
+  const { gw } = jsLossGrad(w0, 0);
+  for (const i of [0, 2]) {
+    const m = 0.9 * m0[i]! + 0.1 * gw[i]!;
+    const v = 0.999 * v0[i]! + 0.001 * gw[i]! * gw[i]!;
+    const t = t0[i]! + 1;
+    const p = w0[i]! * (1 - 0.01 * 0.1) - (0.01 / (1 - 0.9 ** t)) * (m / (Math.sqrt(v) / Math.sqrt(1 - 0.999 ** t) + 1e-8));
+    assert.ok(relErr(out['w.next']!.data[i]!, p) < 1e-12, `row ${i}`);
+    assert.equal(out['w.t.next']!.data[i], t);
+  }
+});
