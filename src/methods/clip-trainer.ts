@@ -47,6 +47,7 @@ import { sessionKey } from '../runtime/session-key.ts';
 import type { TensorData } from '../runtime/types.ts';
 import type { Image } from '../data/types.ts';
 import type { StreamView } from './method.ts';
+import { argmaxDot } from './zeroshot-clip.ts';
 
 /** Options every trainable CLIP method shares (merged into each method's schema). */
 export const TrainerOptionsShape = {
@@ -484,18 +485,7 @@ export class ClipTrainer {
   static classify(features: readonly Float32Array[], candidates: readonly number[], weightsFor: (i: number) => readonly Float32Array[]): Int32Array {
     const out = new Int32Array(features.length).fill(-1);
     features.forEach((f, i) => {
-      const W = weightsFor(i);
-      let best = -1;
-      let bestScore = -Infinity;
-      for (let j = 0; j < W.length; j++) {
-        const w = W[j]!;
-        let s = 0;
-        for (let d = 0; d < f.length; d++) s += f[d]! * w[d]!;
-        if (s > bestScore) {
-          bestScore = s;
-          best = j;
-        }
-      }
+      const best = argmaxDot(f, weightsFor(i));
       if (best >= 0) out[i] = candidates[best]!;
     });
     return out;

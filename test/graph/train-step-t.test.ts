@@ -203,7 +203,7 @@ test('rowMasks: masked-out rows keep value, moments and count bit for bit; train
     const v = 0.999 * v0[i]! + 0.001 * gw[i]! * gw[i]!;
     const t = t0[i]! + 1;
     const p = w0[i]! * (1 - 0.01 * 0.1) - (0.01 / (1 - 0.9 ** t)) * (m / (Math.sqrt(v) / Math.sqrt(1 - 0.999 ** t) + 1e-8));
-    assert.ok(relErr(out['w.next']!.data[i]!, p) < 1e-12, `row ${i}`);
+    assert.ok(relErr([out['w.next']!.data[i]!], [p]) < 1e-12, `row ${i}: ${out['w.next']!.data[i]} vs ${p}`);
     assert.equal(out['w.t.next']!.data[i], t);
   }
 });
