@@ -14,10 +14,18 @@
  *   adapter backward   = 6Ndr per block (dUp, d hidden, dDown) + 2Ndr for blocks 1..3 (d input)
  * with N = B·T tokens, d = 768, m = 3072, r = 64.
  * The last line of output is JSON: step_ms, step_gflops, forward_ms, numpy_gemm_gflops, step_ratio and details.
+ *
+ * `--profile`: after the timings, the step graph also runs in an in-process session with ORT's profiler on
+ * (same session options as the engine's); kernel time of the profiled runs (after 3 warm-up runs) is
+ * summed by op type and by phase of the node name (`grad/…` backward, `optimizer/…` optimizer, else forward),
+ * printed to stderr and added to the JSON as `profile` (op type → % of kernel time) and `profile_phase`.
  */
 import { execFileSync } from 'node:child_process';
-import { availableParallelism } from 'node:os';
+import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { availableParallelism, tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
+import type * as Ort from 'onnxruntime-node';
 import { Graph, buildTrainStep, linear, mul, reduceMean, relu, reshape, type Tensor } from '../src/graph/index.ts';
 import { Engine } from '../src/runtime/engine.ts';
 import type { TensorData } from '../src/runtime/types.ts';
@@ -36,6 +44,9 @@ const BLOCKS = 4;
 const threads = availableParallelism();
 
 const log = (s: string) => process.stdout.write(s + '\n');
+const PROFILE = process.argv.includes('--profile');
+const PROFILE_WARMUP = 3;
+const PROFILE_RUNS = 5;
 
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -144,6 +155,97 @@ function numpyGemm(): { gflops: number | null; note: string } {
   }
 }
 
+/** Kernel time (ms) by op type and by phase, over the profiled runs. */
+interface ProfileSplit {
+  runs: number;
+  totalMs: number;
+  byOp: Map<string, number>;
+  byPhase: Map<string, number>;
+}
+
+/** One event of ORT's Chrome-trace profile (only the fields used here). */
+interface TraceEvent {
+  cat?: string;
+  name?: string;
+  ts?: number;
+  dur?: number;
+  args?: { op_name?: string };
+}
+
+/** Phase of a (possibly fused) node from its name: autodiff puts backward nodes under `grad/`. */
+function phaseOf(nodeName: string): 'forward' | 'backward' | 'optimizer' {
+  if (nodeName.startsWith('grad/')) return 'backward';
+  if (nodeName.startsWith('optimizer/')) return 'optimizer';
+  return 'forward';
+}
+
+/** Runs the step graph `PROFILE_WARMUP + PROFILE_RUNS` times with ORT's profiler on; splits the last runs' kernel time. */
+async function profileStep(bytes: Uint8Array, feeds: Record<string, TensorData>): Promise<ProfileSplit> {
+  const mod = await import('onnxruntime-node');
+  const ort = (mod as unknown as { default?: typeof Ort }).default ?? (mod as unknown as typeof Ort);
+  const dir = mkdtempSync(join(tmpdir(), 'moeclip-profile-'));
+  try {
+    const session = await ort.InferenceSession.create(bytes, {
+      executionProviders: ['cpu'],
+      intraOpNumThreads: threads,
+      interOpNumThreads: 1,
+      executionMode: 'sequential',
+      graphOptimizationLevel: 'all',
+      enableCpuMemArena: true,
+      enableMemPattern: true,
+      logSeverityLevel: 4,
+      enableProfiling: true,
+      profileFilePrefix: join(dir, 'step'),
+    });
+    const ortFeeds: Record<string, Ort.Tensor> = {};
+    for (const [name, t] of Object.entries(feeds)) ortFeeds[name] = new ort.Tensor(t.dtype, t.data, t.dims);
+    for (let i = 0; i < PROFILE_WARMUP + PROFILE_RUNS; i++) await session.run(ortFeeds);
+    session.endProfiling();
+    await session.release();
+    const files = readdirSync(dir).filter((f) => f.endsWith('.json'));
+    if (files.length !== 1) throw new Error(`profile: expected one trace file in ${dir}, found ${files.length}`);
+    const events = JSON.parse(readFileSync(join(dir, files[0]!), 'utf8')) as TraceEvent[];
+    const runs = events.filter((e) => e.cat === 'Session' && e.name === 'model_run').sort((a, b) => a.ts! - b.ts!);
+    const expected = PROFILE_WARMUP + PROFILE_RUNS;
+    if (runs.length !== expected) throw new Error(`profile: expected ${expected} model_run events, found ${runs.length}`);
+    const lastWarmup = runs[PROFILE_WARMUP - 1]!;
+    const after = lastWarmup.ts! + lastWarmup.dur!;
+    const split: ProfileSplit = { runs: PROFILE_RUNS, totalMs: 0, byOp: new Map(), byPhase: new Map() };
+    for (const e of events) {
+      if (e.cat !== 'Node' || !e.name?.endsWith('_kernel_time') || e.ts! < after) continue;
+      const ms = e.dur! / 1e3 / PROFILE_RUNS;
+      const op = e.args?.op_name ?? '?';
+      const phase = phaseOf(e.name.slice(0, -'_kernel_time'.length));
+      split.totalMs += ms;
+      split.byOp.set(op, (split.byOp.get(op) ?? 0) + ms);
+      split.byPhase.set(phase, (split.byPhase.get(phase) ?? 0) + ms);
+    }
+    return split;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** Sorted `[key, ms]` pairs, largest first. */
+function ranked(m: Map<string, number>): Array<[string, number]> {
+  return [...m.entries()].sort((a, b) => b[1] - a[1]);
+}
+
+/** Prints the split to stderr (op type → ms and %, then phase → ms and %). */
+function reportProfile(p: ProfileSplit): void {
+  const err = (s: string) => process.stderr.write(s + '\n');
+  const pct = (ms: number) => ((100 * ms) / p.totalMs).toFixed(1).padStart(5);
+  err(`profile: kernel time per step ${p.totalMs.toFixed(1)} ms (mean of ${p.runs} runs)`);
+  for (const [op, ms] of ranked(p.byOp)) err(`  ${op.padEnd(24)} ${ms.toFixed(1).padStart(8)} ms ${pct(ms)} %`);
+  err('profile by phase:');
+  for (const [ph, ms] of ranked(p.byPhase)) err(`  ${ph.padEnd(24)} ${ms.toFixed(1).padStart(8)} ms ${pct(ms)} %`);
+}
+
+/** `{key: percent}` with one decimal, largest first. */
+function percentages(m: Map<string, number>, total: number): Record<string, number> {
+  return Object.fromEntries(ranked(m).map(([k, ms]) => [k, Number(((100 * ms) / total).toFixed(1))]));
+}
+
 async function main(): Promise<void> {
   log(`engine bench: ${threads} threads; batch ${B}, ${T} tokens, width ${D}, ${HEADS} heads, MLP ${MLP}`);
   // numpy is sampled before, between and after the ORT timings (the machine is shared: its speed drifts)
@@ -191,6 +293,8 @@ async function main(): Promise<void> {
     const stepGflops = sf / 1e9 / (stepT.median / 1e3);
     log(`train step: median ${stepT.median.toFixed(0)} ms of [${stepT.all.map((x) => x.toFixed(0)).join(', ')}], ${(sf / 1e9).toFixed(1)} GFLOP → ${stepGflops.toFixed(1)} GFLOP/s (loss ${loss.toFixed(4)})`);
     await engine.release('bench/step');
+    const profile = PROFILE ? await profileStep(bytes, feeds) : null;
+    if (profile) reportProfile(profile);
     sampleNumpy('between');
 
     // (b) ViT-B/16 image tower forward
@@ -231,6 +335,13 @@ async function main(): Promise<void> {
       threads,
       step_session_create_ms: Math.round(createMs),
       forward_session_create_ms: Math.round(fCreateMs),
+      ...(profile
+        ? {
+            profile: percentages(profile.byOp, profile.totalMs),
+            profile_phase: percentages(profile.byPhase, profile.totalMs),
+            profile_kernel_ms: Number(profile.totalMs.toFixed(1)),
+          }
+        : {}),
     };
   } finally {
     await engine.close();
