@@ -281,8 +281,8 @@ export class MoeAdaptersMethod extends TrainableClipMethod {
 
   /**
    * The DDAS id a test batch should reach, known only under the task protocol (candidates = one task's classes,
-   * multi-dataset streams): its task's (if that task was trained), else zero-shot (−1). null otherwise (class-
-   * incremental evaluation over all exposed classes does not say which task a batch came from).
+   * multi-dataset streams): its task's (if that task was trained), zero-shot (−1) for a task not seen yet, null
+   * otherwise (an evaluation over the classes of several tasks does not say which task a sample came from).
    */
   private expectedRoute(candidates: readonly number[], kind: string): number | null {
     if (kind !== 'multi-dataset') return null;
@@ -290,6 +290,9 @@ export class MoeAdaptersMethod extends TrainableClipMethod {
     for (const t of this.tasksSeen) {
       if (t.classes.length > 0 && t.classes.length === set.size && t.classes.every((c) => set.has(c))) return this.ddasIdOfTask(t.id) ?? -1;
     }
+    // candidates of several tasks (the pooled end-of-task evaluation over every exposed class) say nothing about
+    // where a sample should go; candidates of no seen task are a future task's: zero-shot
+    for (const t of this.tasksSeen) if (t.classes.some((c) => set.has(c))) return null;
     return -1;
   }
 
