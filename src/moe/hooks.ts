@@ -25,7 +25,7 @@ import { type Graph, type Tensor, add, describe, dimEq, gather, unsqueeze, where
 import type { TensorData } from '../runtime/types.ts';
 import type { BlockHook, ClipHooks, Tower, WeightSource } from '../clip/model.ts';
 import { type ExpertTensors, type StackedExperts, expertForward, selectedExpertsForward, stackExperts } from './experts.ts';
-import { type MoeLayout, type MoeSite, expertTensorName, routerTensorName } from './layout.ts';
+import { type ExpertPart, type MoeLayout, type MoeSite, expertTensorName, routerTensorName } from './layout.ts';
 import { type RouterToken, balanceLoss as gatingBalanceLoss, noisyTopKGating, routerToken, stackedRouterGating, usageCounts } from './router.ts';
 
 /** Which routers the branch uses (see the module doc). */
@@ -70,34 +70,39 @@ export function stackedShape(part: StackPart, E: number, d: number, bn: number):
 }
 
 /**
- * The stacked tensors of a site from per-expert tensors (`expertTensorName` layout), experts in column order:
- * row e of each part is expert e (down/up weights transposed).
+ * One expert's rows in the stacked layout (down/up weights transposed), from its per-expert tensors
+ * (`expertTensorName` layout) in `tensors`; the arrays keep the tensors' float type.
  */
+export function expertStackRows(site: MoeSite, id: number, bn: number, tensors: Readonly<Record<string, TensorData>>): Record<StackPart, Float32Array | Float64Array> {
+  const get = (part: ExpertPart) => {
+    const t = tensors[expertTensorName(site, id, part)];
+    if (!t) throw new Error(`expertStackRows: missing ${expertTensorName(site, id, part)}`);
+    return t.data as Float32Array | Float64Array;
+  };
+  const d = site.width;
+  const dw = get('down.weight'); // [bn, d]
+  const uw = get('up.weight'); // [d, bn]
+  const A = dw instanceof Float64Array ? Float64Array : Float32Array;
+  const down = new A(d * bn);
+  const up = new A(bn * d);
+  for (let i = 0; i < bn; i++) for (let j = 0; j < d; j++) down[j * bn + i] = dw[i * d + j]!;
+  for (let i = 0; i < d; i++) for (let j = 0; j < bn; j++) up[j * d + i] = uw[i * bn + j]!;
+  return { down, downBias: A.from(get('down.bias')), up, upBias: A.from(get('up.bias')) };
+}
+
+/** The stacked float32 tensors of a site from per-expert tensors, experts in column order (row e = expert e). */
 export function stackExpertData(layout: MoeLayout, site: MoeSite, tensors: Readonly<Record<string, TensorData>>): Record<string, TensorData> {
   const ids = layout.experts(site);
-  const d = site.width;
   const bn = layout.bottleneck;
-  const E = ids.length;
+  const rows = ids.map((id) => expertStackRows(site, id, bn, tensors));
   const out: Record<string, TensorData> = {};
   for (const part of STACK_PARTS) {
-    const dims = stackedShape(part, E, d, bn);
-    out[stackedTensorName(site, part)] = { dtype: 'float32', dims, data: new Float32Array(dims.reduce((a, b) => a * b, 1)) };
+    const dims = stackedShape(part, ids.length, site.width, bn);
+    const data = new Float32Array(dims.reduce((a, b) => a * b, 1));
+    const per = data.length / Math.max(1, ids.length);
+    rows.forEach((r, e) => data.set(r[part], e * per));
+    out[stackedTensorName(site, part)] = { dtype: 'float32', dims, data };
   }
-  ids.forEach((id, e) => {
-    const get = (part: string) => {
-      const t = tensors[expertTensorName(site, id, part as never)];
-      if (!t) throw new Error(`stackExpertData: missing ${expertTensorName(site, id, part as never)}`);
-      return t.data as Float32Array;
-    };
-    const dw = get('down.weight'); // [bn, d]
-    const uw = get('up.weight'); // [d, bn]
-    const down = out[stackedTensorName(site, 'down')]!.data as Float32Array;
-    const up = out[stackedTensorName(site, 'up')]!.data as Float32Array;
-    for (let i = 0; i < bn; i++) for (let j = 0; j < d; j++) down[e * d * bn + j * bn + i] = dw[i * d + j]!;
-    for (let i = 0; i < d; i++) for (let j = 0; j < bn; j++) up[e * bn * d + j * d + i] = uw[i * bn + j]!;
-    (out[stackedTensorName(site, 'downBias')]!.data as Float32Array).set(get('down.bias'), e * bn);
-    (out[stackedTensorName(site, 'upBias')]!.data as Float32Array).set(get('up.bias'), e * d);
-  });
   return out;
 }
 

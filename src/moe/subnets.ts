@@ -24,8 +24,8 @@
 import type { TensorData, TypedArray } from '../runtime/types.ts';
 import { allocTyped, numel } from '../runtime/types.ts';
 import type { Rng } from '../util/rng.ts';
-import { expertTensorName, growRouterTensor, shrinkRouterTensor, type MoeLayout, type MoeSite } from './layout.ts';
-import type { StackPart } from './hooks.ts';
+import { growRouterTensor, shrinkRouterTensor, type MoeLayout, type MoeSite } from './layout.ts';
+import { expertStackRows, type StackPart } from './hooks.ts';
 
 /** Options of {@link SubnetRegistry}. */
 export interface SubnetRegistryOptions {
@@ -347,24 +347,9 @@ export function moeTensorRole(name: string): MoeTensorRole | null {
   return null;
 }
 
-/** One expert's initial values as stacked rows (stackExpertData's layout), from `MoeLayout.initExpert`. */
+/** One expert's initial values as stacked rows, from `MoeLayout.initExpert`. */
 function initRows(layout: MoeLayout, site: MoeSite, id: number, rng: Rng, dtype: 'float32' | 'float64'): Record<StackPart, Float32Array | Float64Array> {
-  const t = layout.initExpert(site, id, rng, dtype);
-  const d = site.width;
-  const bn = layout.bottleneck;
-  const A = dtype === 'float32' ? Float32Array : Float64Array;
-  const dw = t[expertTensorName(site, id, 'down.weight')]!.data as Float32Array; // [bn, d]
-  const uw = t[expertTensorName(site, id, 'up.weight')]!.data as Float32Array; // [d, bn]
-  const down = new A(d * bn);
-  const up = new A(bn * d);
-  for (let i = 0; i < bn; i++) for (let j = 0; j < d; j++) down[j * bn + i] = dw[i * d + j]!;
-  for (let i = 0; i < d; i++) for (let j = 0; j < bn; j++) up[j * d + i] = uw[i * bn + j]!;
-  return {
-    down,
-    downBias: A.from(t[expertTensorName(site, id, 'down.bias')]!.data as Float32Array),
-    up,
-    upBias: A.from(t[expertTensorName(site, id, 'up.bias')]!.data as Float32Array),
-  };
+  return expertStackRows(site, id, layout.bottleneck, layout.initExpert(site, id, rng, dtype));
 }
 
 function siteOf(layout: MoeLayout, key: string, where: string): MoeSite {
