@@ -208,3 +208,27 @@ export function relErr(a: ArrayLike<number>, b: ArrayLike<number>, floor = 1e-12
 
 export { Rng };
 export { grad };
+
+/** A linear least-squares problem shared by the training-step tests: X [4, 3], targets Y. */
+export const LSQ_X = [
+  [1, 2, 0.5],
+  [-1, 0.5, 2],
+  [0.3, -0.7, 1.1],
+  [2, 1, -1],
+];
+export const LSQ_Y = [1, -2, 0.5, 3];
+
+/** loss = mean((X·w + b − y)²) and its analytic gradients. */
+export function lsqLossGrad(w: number[], b: number): { loss: number; gw: number[]; gb: number } {
+  const n = LSQ_X.length;
+  let loss = 0;
+  const gw = [0, 0, 0];
+  let gb = 0;
+  LSQ_X.forEach((x, i) => {
+    const r = x.reduce((s, v, j) => s + v * w[j]!, b) - LSQ_Y[i]!;
+    loss += (r * r) / n;
+    x.forEach((v, j) => (gw[j]! += (2 * r * v) / n));
+    gb += (2 * r) / n;
+  });
+  return { loss, gw, gb };
+}

@@ -5,30 +5,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as G from '../../src/graph/index.ts';
-import { relErr, run, session, type Feed } from './helpers.ts';
+import { relErr, run, session, type Feed, LSQ_X, LSQ_Y, lsqLossGrad } from './helpers.ts';
 
-const X = [
-  [1, 2, 0.5],
-  [-1, 0.5, 2],
-  [0.3, -0.7, 1.1],
-  [2, 1, -1],
-];
-const Y = [1, -2, 0.5, 3];
+const X = LSQ_X;
+const Y = LSQ_Y;
 
-/** loss = mean((X·w + b − y)²) and its analytic gradients. */
-function jsLossGrad(w: number[], b: number): { loss: number; gw: number[]; gb: number } {
-  const n = X.length;
-  let loss = 0;
-  const gw = [0, 0, 0];
-  let gb = 0;
-  X.forEach((x, i) => {
-    const r = x.reduce((s, v, j) => s + v * w[j]!, b) - Y[i]!;
-    loss += (r * r) / n;
-    x.forEach((v, j) => (gw[j]! += (2 * r * v) / n));
-    gb += (2 * r) / n;
-  });
-  return { loss, gw, gb };
-}
+const jsLossGrad = lsqLossGrad;
 
 function buildModel(g: G.Graph, dtype: 'float32' | 'float64' = 'float64') {
   const x = g.input('x', dtype, ['batch', 3]);
