@@ -206,3 +206,22 @@ test('cm-moe: subnets open per task, merge beyond maxSubnets, deleted experts le
   }
   await m.dispose();
 });
+
+test('cm-moe without task boundaries: the first batch opens a subnet, its DDAS autoencoder trains, a detector watches it', async () => {
+  const m = (await createMethod('cm-moe', { model: modelDir, expertsPerSubnet: 2, topK: 2, maxSubnets: 2, numClusters: 2, lr: 1e-2 }, env())) as never as {
+    registry: { subnets(): { id: number; open: boolean; tasks: number[] }[] };
+    ddas: { describe(): { tasks: number[]; trained: number[] } } | null;
+    observe: (b: unknown, c: ObserveContext) => Promise<{ loss: number }>;
+    dispose(): Promise<void>;
+  };
+  const ctx = (i: number): ObserveContext => ({ ...obsCtx(task(0, [0, 1]), [0, 1]), task: null, batchIndex: i, samplesSeen: i * 8 });
+  for (let i = 0; i < 3; i++) {
+    const r = await m.observe(batch([0, 1, 0, 1, 0, 1, 0, 1]), ctx(i));
+    assert.ok(Number.isFinite(r.loss));
+  }
+  const subnets = m.registry.subnets();
+  assert.equal(subnets.length, 1);
+  assert.ok(subnets[0]!.open);
+  assert.deepEqual(m.ddas?.describe().trained, [subnets[0]!.id], 'the open subnet’s autoencoder trained on the stream');
+  await m.dispose();
+});
