@@ -10,13 +10,12 @@ import type { Rng } from '../util/rng.ts';
 import type { MethodDefinition } from './registry.ts';
 import type { CostInfo, Method, MethodEnv, ObserveContext, ObserveResult, PredictContext, TaskContext, TaskInfo, TrainBatch } from './method.ts';
 import { acquireClip, DEFAULT_CLIP_MODEL_DIR, type ClipLease } from './clip-resources.ts';
-import { ClipTrainer, visibleClassesFor, type LossExtension, type Peft, type TrainerOptions } from './clip-trainer.ts';
+import { ClipTrainer, visibleClassesFor, type Peft, type TrainerOptions } from './clip-trainer.ts';
 
 export interface TrainableClipParts {
   name: string;
   options: TrainerOptions & { model: string };
   peft: (lease: ClipLease) => Peft | Promise<Peft>;
-  extension?: (trainer: ClipTrainer) => LossExtension | null;
   /** Reservoir replay the method asks for when the run config sets no memory (`er`). */
   replay?: { capacity: number; batchSize: number } | null;
 }
@@ -83,8 +82,6 @@ export async function createTrainableClip<M extends TrainableClipMethod>(
   try {
     const peft = await parts.peft(lease);
     const trainer = new ClipTrainer(lease.features.model, parts.options, peft, parts.name);
-    const ext = parts.extension?.(trainer) ?? null;
-    if (ext) (trainer as { extension: LossExtension | null }).extension = ext;
     await trainer.init();
     const m = new Ctor(lease, trainer, parts);
     return m;
@@ -120,7 +117,8 @@ export const SitesOptionShape = {
 
 /**
  * Defines a trainable CLIP method from its option schema, its Peft factory (which also returns the initial
- * trainable tensors), and optionally a loss extension and a method class with task-boundary behaviour.
+ * trainable tensors), and optionally a method class with task-boundary behaviour (which may set the trainer's
+ * loss extension, as LwF and EWC do).
  */
 export function defineClipMethod<S extends z.ZodType<TrainerOptions & { model: string }>>(def: {
   name: string;
@@ -128,7 +126,6 @@ export function defineClipMethod<S extends z.ZodType<TrainerOptions & { model: s
   schema: S;
   /** `init`: trainable tensors added to the state; `after`: store tensors written after them (e.g. per-row step counters). */
   peft: (options: z.output<S>, lease: ClipLease, rng: Rng) => PeftParts | Promise<PeftParts>;
-  extension?: (options: z.output<S>, trainer: ClipTrainer) => LossExtension | null;
   replay?: (options: z.output<S>) => { capacity: number; batchSize: number } | null;
   Ctor?: new (lease: ClipLease, trainer: ClipTrainer, parts: TrainableClipParts) => TrainableClipMethod;
 }): MethodDefinition<S> {
@@ -156,7 +153,6 @@ export function defineClipMethod<S extends z.ZodType<TrainerOptions & { model: s
           after = r.after ?? {};
           return r.peft;
         },
-        ...(def.extension ? { extension: (t: ClipTrainer) => def.extension!(o, t) } : {}),
         replay: def.replay?.(o) ?? null,
       };
       const m = await createTrainableClip(env, parts, def.Ctor ?? TrainableClipMethod);
