@@ -5,13 +5,15 @@
  *   zeroshot-clip  Continual-CLIP: the frozen CLIP's zero-shot prompt classifier
  *   ncm-clip       nearest class mean on frozen CLIP image embeddings
  *   ncm-pixels     nearest class mean on raw pixels (the `ncm` method), a model-free reference
- *   adapter-clip   one trained adapter per block (LifeLong-CLIP's baseline)      } Split-MNIST only
- *   moe-adapters   MoE-Adapters4CL (experts, router, activate-freeze)            }
+ *   moe-adapters   MoE-Adapters4CL (experts, router, activate-freeze)            } Split-MNIST only
+ *   cm-moe         CM-MoE: a subnet per task, clustered and merged to a budget     }
  *
  * on each scenario of {@link DEMO_SCENARIOS} (Split-MNIST, Rotated-MNIST). Every scenario is a run config in
  * `presets/` (so a single run can be repeated with `moeclip run`); the demo changes only the method block
  * (and, with `quick`, the stream's size). One stream is built per scenario and shared by its methods; one
  * {@link ClipResources} (engine, model, feature caches) is shared by all CLIP runs and disposed at the end.
+ * The other trainable baselines (e.g. adapter-clip) are left out to keep the demo within 5 minutes on 2 cores;
+ * `moeclip run presets/demo-split-mnist.yaml --set method.name=adapter-clip` runs one.
  *
  * Note on times: CLIP image embeddings of evaluation images are cached by content and shared between the CLIP
  * methods, so the first CLIP method of a scenario pays for encoding the test images and the second mostly
@@ -56,6 +58,9 @@ export const DEMO_SCENARIOS: readonly DemoScenario[] = [
   },
 ];
 
+/** The demo's CM-MoE budget (small, so that it merges on a 5-task stream). */
+export const CM_MOE_DEMO_OPTIONS = { expertsPerSubnet: 2, maxSubnets: 2, numClusters: 2, memorySize: 200, finetuneSteps: 10 } as const;
+
 /** A compared method: its row label, its `method:` block, and whether it needs the CLIP model. */
 export interface DemoMethod {
   label: string;
@@ -69,8 +74,9 @@ export const DEMO_METHODS: readonly DemoMethod[] = [
   { label: 'zeroshot-clip', method: { name: 'zeroshot-clip' }, clip: true },
   { label: 'ncm-clip', method: { name: 'ncm-clip' }, clip: true },
   { label: 'ncm-pixels', method: { name: 'ncm' }, clip: false },
-  { label: 'adapter-clip', method: { name: 'adapter-clip' }, clip: true, scenarios: ['split-mnist'] },
   { label: 'moe-adapters', method: { name: 'moe-adapters' }, clip: true, scenarios: ['split-mnist'] },
+  // a budget of 2 subnets of 2 experts per block: merging happens at the end of tasks 3, 4 and 5
+  { label: 'cm-moe', method: { name: 'cm-moe', ...CM_MOE_DEMO_OPTIONS }, clip: true, scenarios: ['split-mnist'] },
 ];
 
 /** The methods the demo runs on `scenario`. */
@@ -122,6 +128,8 @@ export interface DemoRun {
   timeS: number;
   samplesSeen: number;
   outDir: string;
+  /** MoE runs: the largest experts-per-block count after each change ([samples seen, experts]), and merges. */
+  growth?: { expertsOverTime: Array<[number, number]>; merges: number; expertsPerBlock: number };
 }
 
 export interface DemoResult {
@@ -194,6 +202,8 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
           samplesSeen: res.result.samplesSeen,
           outDir,
         };
+        const growth = growthOf(res.result.cost.extra);
+        if (growth) run.growth = growth;
         runs.push(run);
         opts.onRunEnd?.(info, run);
       }
@@ -223,6 +233,33 @@ export const DEMO_FOOTNOTE =
   'time: stream loop incl. evaluations. CLIP image features are cached by content and shared by the CLIP\n' +
   'methods, so the first CLIP method of a scenario pays for encoding the evaluation images.\n';
 
+/**
+ * The growth of an MoE run from its cost extras: `expertsOverTime:<i>:<samples>` entries (cm-moe) in order,
+ * `merges`, `expertsPerBlock`; undefined for a method without experts.
+ */
+export function growthOf(extra: Record<string, number> | undefined): DemoRun['growth'] {
+  if (!extra || extra['expertsPerBlock'] === undefined) return undefined;
+  const points: Array<[number, number, number]> = [];
+  for (const [k, v] of Object.entries(extra)) {
+    const m = /^expertsOverTime:(\d+):(\d+)$/.exec(k);
+    if (m) points.push([Number(m[1]), Number(m[2]), v]);
+  }
+  points.sort((a, b) => a[0] - b[0]);
+  return { expertsOverTime: points.map(([, s, e]) => [s, e]), merges: extra['merges'] ?? 0, expertsPerBlock: extra['expertsPerBlock'] };
+}
+
+/** One line per MoE run: its experts per block at the end, and over the stream when it changed (cm-moe). */
+export function formatGrowth(runs: readonly DemoRun[]): string {
+  const lines: string[] = [];
+  for (const r of runs) {
+    if (!r.growth) continue;
+    const g = r.growth;
+    const over = g.expertsOverTime.length > 0 ? `; over the stream (samples→experts): ${g.expertsOverTime.map(([s, e]) => `${s}→${e}`).join(', ')}` : '';
+    lines.push(`${r.method}: ${g.expertsPerBlock} experts per block at the end, ${g.merges} merge${g.merges === 1 ? '' : 's'}${over}`);
+  }
+  return lines.length > 0 ? `experts per block (largest over the adapted blocks)\n${lines.map((l) => `  ${l}`).join('\n')}\n` : '';
+}
+
 /** One results table (methods × metrics, accuracies in %) per scenario, each under its title. */
 export function formatDemoTables(result: Pick<DemoResult, 'runs'>): string {
   const parts: string[] = [];
@@ -230,7 +267,7 @@ export function formatDemoTables(result: Pick<DemoResult, 'runs'>): string {
     const runs = result.runs.filter((r) => r.scenario === s.name);
     if (runs.length === 0) continue;
     const rows: ResultRow[] = runs.map((r) => ({ name: r.method, values: { ...r.metrics, time_s: r.timeS } }));
-    parts.push(`${s.name} — ${s.title}\n` + formatResultsTable(rows, DEMO_COLUMNS, { dropEmpty: false }));
+    parts.push(`${s.name} — ${s.title}\n` + formatResultsTable(rows, DEMO_COLUMNS, { dropEmpty: false }) + formatGrowth(runs));
   }
   if (parts.length > 0) parts.push(DEMO_FOOTNOTE);
   return parts.join('\n');

@@ -33,7 +33,7 @@ test('moeclip demo --quick writes a run folder per scenario and method and print
   const out = join(root, 'demo-out');
   const io = captureIO();
   assert.equal(await main(['demo', '--model', modelDir, '--quick', '--out', out, '--threads', '1'], io), 0, io.err);
-  assert.deepEqual(DEMO_METHODS.map((m) => m.label), ['zeroshot-clip', 'ncm-clip', 'ncm-pixels', 'adapter-clip', 'moe-adapters']);
+  assert.deepEqual(DEMO_METHODS.map((m) => m.label), ['zeroshot-clip', 'ncm-clip', 'ncm-pixels', 'moe-adapters', 'cm-moe']);
   assert.deepEqual(demoMethodsFor('rotated-mnist').map((m) => m.label), ['zeroshot-clip', 'ncm-clip', 'ncm-pixels']);
   assert.deepEqual(DEMO_SCENARIOS.map((s) => s.name), ['split-mnist', 'rotated-mnist']);
 
@@ -61,10 +61,16 @@ test('moeclip demo --quick writes a run folder per scenario and method and print
       if (m.clip) assert.equal(resolved.method.model, modelDir);
       assert.equal(resolved.stream.limitPerClass, s.quick['stream.limitPerClass']);
       const cost = JSON.parse(readFileSync(join(dir, 'cost.json'), 'utf8'));
-      // the trainable methods train their adapters (the tiny model: 2+2 blocks of width 32 → 4 sites)
-      if (m.label === 'adapter-clip') assert.equal(cost.trainableParams, 4 * (64 * 32 * 2 + 64 + 32));
-      else if (m.label !== 'moe-adapters') assert.equal(cost.trainableParams, 0);
-      else assert.ok(cost.trainableParams > 22 * 4 * (64 * 32 * 2));
+      // the trainable methods train their experts (the tiny model: 2+2 blocks of width 32 → 4 sites)
+      if (m.label === 'moe-adapters') assert.ok(cost.trainableParams > 22 * 4 * (64 * 32 * 2));
+      else if (m.label === 'cm-moe') {
+        // 5 tasks, budget 2 subnets of 2 experts: a merge closes tasks 3, 4 and 5; never more than 6 experts per block
+        assert.equal(cost.extra.merges, 3);
+        assert.ok(cost.extra.expertsPerBlock <= 6, String(cost.extra.expertsPerBlock));
+        const line = lines.find((l) => l.startsWith('  cm-moe: '));
+        assert.ok(line, blocks[k]);
+        assert.match(line, new RegExp(`^  cm-moe: ${cost.extra.expertsPerBlock} experts per block at the end, 3 merges; over the stream \\(samples→experts\\): 0→2, `));
+      } else assert.equal(cost.trainableParams, 0);
       assert.equal(cost.samplesSeen, 120); // 12 training digits per class in both quick streams
     }
   }
