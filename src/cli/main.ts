@@ -11,6 +11,7 @@ const COMMANDS: Record<string, () => Promise<{ default: Command }>> = {
   run: () => import('./commands/run.ts'),
   stream: () => import('./commands/stream.ts'),
   metrics: () => import('./commands/metrics.ts'),
+  report: () => import('./commands/report.ts'),
   encode: () => import('./commands/encode.ts'),
   zeroshot: () => import('./commands/zeroshot.ts'),
   pretrain: () => import('./commands/pretrain.ts'),
