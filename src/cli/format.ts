@@ -10,3 +10,11 @@ export function timestamp(d = new Date()): string {
 export function pct(v: number | null | undefined): string {
   return v === null || v === undefined ? '—' : `${(v * 100).toFixed(2)}%`;
 }
+
+/**
+ * How human-readable output names task `index` (0-based) of `count`: `task 1/5`. Files (CSV, JSON, events) keep
+ * the 0-based index; only text meant for people counts from 1, always with the total so it reads as an ordinal.
+ */
+export function taskLabel(index: number, count: number): string {
+  return `task ${index + 1}/${count}`;
+}

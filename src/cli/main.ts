@@ -15,6 +15,8 @@ const COMMANDS: Record<string, () => Promise<{ default: Command }>> = {
   encode: () => import('./commands/encode.ts'),
   zeroshot: () => import('./commands/zeroshot.ts'),
   pretrain: () => import('./commands/pretrain.ts'),
+  methods: () => import('./commands/methods.ts'),
+  presets: () => import('./commands/presets.ts'),
 };
 
 export async function main(argv: string[], io: CliIO): Promise<number> {

@@ -3,7 +3,8 @@
  * - Hugging Face: `config.json` (CLIPModel) + `model.safetensors` + `vocab.json`/`merges.txt`
  *   (+ optional `preprocessor_config.json`);
  * - open_clip: `open_clip_config.json` + `open_clip_model.safetensors` (or the folder's only `*.safetensors`)
- *   + `bpe_simple_vocab_16e6.txt.gz` or `vocab.json`/`merges.txt`.
+ *   + optional `bpe_simple_vocab_16e6.txt.gz` or `vocab.json`/`merges.txt` (without them: the bundled CLIP
+ *   vocabulary, open_clip's default tokenizer).
  * Weights are converted to the canonical Hugging Face names (see weights.ts) and checked against the config.
  */
 import { readJsonFile } from '../io/json.ts';
@@ -111,7 +112,7 @@ export function loadClip(dir: string): LoadedClip {
       resample: interp === 'bilinear' ? 'bilinear' : 'bicubic',
     };
   }
-  const tokenizer = ClipTokenizer.fromModelDir(dir);
+  const tokenizer = ClipTokenizer.fromModelDir(dir, { bundledFallback: layout === 'open_clip' });
   if (tokenizer.vocabSize > config.text.vocabSize) {
     throw new Error(`${dir}: the tokenizer has ${tokenizer.vocabSize} tokens but the text tower only ${config.text.vocabSize} (vocab_size)`);
   }

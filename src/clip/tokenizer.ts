@@ -21,16 +21,34 @@
  *
  * Vocabularies: OpenAI's `bpe_simple_vocab_16e6.txt.gz` (ids: 256 byte symbols, the same with `</w>`, the first
  * 48,894 merges joined, `<|startoftext|>` = 49406, `<|endoftext|>` = 49407) or Hugging Face `vocab.json` +
- * `merges.txt`.
+ * `merges.txt`. The package ships the former in `assets/` ({@link bundledBpePath}), as open_clip does.
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { gunzipSync } from 'node:zlib';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 
 export const SOT_TOKEN = '<|startoftext|>';
 export const EOT_TOKEN = '<|endoftext|>';
 /** Number of merges used by CLIP from the 16e6 merge list: 49152 − 256 − 2. */
 export const CLIP_NUM_MERGES = 49152 - 256 - 2;
+
+/** File name of CLIP's default BPE vocabulary. */
+export const BPE_FILE = 'bpe_simple_vocab_16e6.txt.gz';
+
+/**
+ * Path of the BPE vocabulary shipped in the package (`<package>/assets/bpe_simple_vocab_16e6.txt.gz`), found from
+ * this file under `src/clip/` (tsx) or `dist/src/clip/` (compiled). Throws naming the places it looked.
+ */
+export function bundledBpePath(): string {
+  const here = dirname(fileURLToPath(import.meta.url));
+  const candidates = [join(here, '..', '..', 'assets', BPE_FILE), join(here, '..', '..', '..', 'assets', BPE_FILE)];
+  const found = candidates.find((p) => existsSync(p));
+  if (found === undefined) throw new Error(`the bundled CLIP vocabulary is missing (looked for ${candidates.join(', ')})`);
+  return found;
+}
+
+let bundled: ClipTokenizer | undefined;
 
 // ---------------------------------------------------------------------------------------------------------------
 // bytes ↔ unicode
@@ -274,18 +292,24 @@ export class ClipTokenizer {
     return new ClipTokenizer(vocab, merges, vocabJsonPath);
   }
 
+  /** The tokenizer of the bundled vocabulary ({@link bundledBpePath}), loaded once per process. */
+  static bundled(): ClipTokenizer {
+    bundled ??= ClipTokenizer.fromBpeGz(bundledBpePath());
+    return bundled;
+  }
+
   /**
-   * Loads from a model folder: `vocab.json` + `merges.txt` when both exist, else `bpe_simple_vocab_16e6.txt.gz`.
+   * Loads from a model folder: `vocab.json` + `merges.txt` when both exist, else `bpe_simple_vocab_16e6.txt.gz`,
+   * else (with `bundledFallback`, open_clip's rule for folders without tokenizer files) the bundled vocabulary.
    */
-  static fromModelDir(dir: string): ClipTokenizer {
+  static fromModelDir(dir: string, opts: { bundledFallback?: boolean } = {}): ClipTokenizer {
     const vocab = join(dir, 'vocab.json');
     const merges = join(dir, 'merges.txt');
     if (existsSync(vocab) && existsSync(merges)) return ClipTokenizer.fromVocabMerges(vocab, merges);
-    const gz = join(dir, 'bpe_simple_vocab_16e6.txt.gz');
+    const gz = join(dir, BPE_FILE);
     if (existsSync(gz)) return ClipTokenizer.fromBpeGz(gz);
-    throw new Error(
-      `no CLIP tokenizer files in ${dir}: looked for vocab.json + merges.txt, or bpe_simple_vocab_16e6.txt.gz`,
-    );
+    if (opts.bundledFallback === true) return ClipTokenizer.bundled();
+    throw new Error(`no CLIP tokenizer files in ${dir}: looked for vocab.json + merges.txt, or ${BPE_FILE}`);
   }
 
   /** The vocabulary (token → id) and merges in rank order, e.g. to write `vocab.json` + `merges.txt`. */

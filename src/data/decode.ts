@@ -4,6 +4,7 @@
  */
 import jpeg from 'jpeg-js';
 import { PNG } from 'pngjs';
+import { decoderMessage } from '../io/image.ts';
 import type { Image } from './types.ts';
 
 /** Counts decodes, so tests (and progress logs) can tell whether a load decoded files or hit the cache. */
@@ -31,7 +32,7 @@ export function decodeImageFile(bytes: Uint8Array, source: string): Image {
     try {
       out = jpeg.decode(bytes, { useTArray: true, formatAsRGBA: false, maxMemoryUsageInMB: 1024 });
     } catch (e) {
-      throw new Error(`${source}: cannot decode JPEG: ${(e as Error).message}`);
+      throw new Error(`${source}: cannot decode JPEG: ${decoderMessage(e)}`);
     }
     if (out.data.length !== out.width * out.height * 3) throw new Error(`${source}: JPEG decoded to a wrong size`);
     return { width: out.width, height: out.height, channels: 3, pixels: out.data };
@@ -41,7 +42,7 @@ export function decodeImageFile(bytes: Uint8Array, source: string): Image {
     try {
       png = PNG.sync.read(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
     } catch (e) {
-      throw new Error(`${source}: cannot decode PNG: ${(e as Error).message}`);
+      throw new Error(`${source}: cannot decode PNG: ${decoderMessage(e)}`);
     }
     const n = png.width * png.height;
     const rgb = new Uint8Array(n * 3);

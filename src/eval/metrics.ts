@@ -63,11 +63,23 @@ export function aAuc(curve: ReadonlyArray<AnytimePoint | number>): number | null
 }
 
 /**
- * A_avg = (1/T) Σ_t acc_t, where `acc_t` is the end-of-task-t accuracy on the test samples of all classes
- * exposed so far (sample-pooled). Identical to the CIL "Avg" when the evaluation is over all seen classes.
+ * A_avg = (1/|E|) Σ_{t∈E} acc_t, where `acc_t` is the end-of-task-t accuracy on the test samples of all classes
+ * exposed so far (sample-pooled) and E the tasks after which some class was exposed (`acc_t` not `null`): a
+ * stochastic Si-Blurry stream can start with empty tasks, which expose nothing and are left out (LifeLong-CLIP
+ * has no value for them: its evaluation divides by zero). With every task in E this is (1/T) Σ_t acc_t, the
+ * CIL "Avg". `null` when E is empty.
  */
-export function aAvg(taskAcc: readonly number[]): number | null {
-  return mean(taskAcc);
+export function aAvg(taskAcc: ReadonlyArray<number | null>): number | null {
+  return mean(taskAcc.filter((a): a is number => a !== null));
+}
+
+/** The tasks A_avg averages over ({@link aAvg}'s E): those with an end-of-task accuracy. */
+export function aAvgTasks(taskAcc: ReadonlyArray<number | null>): number[] {
+  const out: number[] = [];
+  taskAcc.forEach((a, t) => {
+    if (a !== null) out.push(t);
+  });
+  return out;
 }
 
 /** A_last = acc_{T−1}, the end-of-stream accuracy on all exposed classes. `null` for an empty list. */
@@ -299,15 +311,15 @@ export interface RunMetrics {
 }
 
 /**
- * Computes every metric of {@link RunMetrics} from a {@link MetricLog}. A `null` end-of-task accuracy makes
- * A_avg `null` (not computable) and, when last, A_last too.
+ * Computes every metric of {@link RunMetrics} from a {@link MetricLog}. A_avg averages the tasks that have an
+ * end-of-task accuracy ({@link aAvg}: tasks that exposed no class yet are left out); a `null` last entry makes
+ * A_last `null`.
  */
 export function computeMetrics(log: MetricLog): RunMetrics {
   const hasMatrix = log.matrix.length > 0;
-  const complete = log.taskAcc.every((a) => a !== null);
   return {
     A_auc: aAuc(log.anytime),
-    A_avg: complete ? aAvg(log.taskAcc as number[]) : null,
+    A_avg: aAvg(log.taskAcc),
     A_last: log.taskAcc.length === 0 ? null : log.taskAcc[log.taskAcc.length - 1]!,
     F_last: fLast(log.classAcc),
     online: onlineAccuracy(log.online),

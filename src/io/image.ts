@@ -85,8 +85,26 @@ export async function decodeImage(bytes: Uint8Array, source: string, opts: Decod
     if (sharp !== null) return await decodeWithSharp(sharp, bytes, format);
     return format === 'png' ? decodePngJs(bytes) : decodeJpegJs(bytes);
   } catch (e) {
-    throw new Error(`image ${source}: cannot decode ${format.toUpperCase()} (${(e as Error).message})`);
+    throw new Error(`image ${source}: cannot decode ${format.toUpperCase()} (${decoderMessage(e)})`);
   }
+}
+
+/**
+ * A decoder's error message on one line, each distinct part once: libvips (through sharp) reports a truncated
+ * JPEG as "Input buffer has corrupt header: VipsJpeg: premature end of JPEG image" followed by the same
+ * libjpeg messages again, one per line; the `Vips…:` prefixes go too, and a premature end is called a truncation.
+ */
+export function decoderMessage(e: unknown): string {
+  const raw = e instanceof Error ? e.message : String(e);
+  const parts: string[] = [];
+  for (const line of raw.split(/\r?\n/)) {
+    for (const piece of line.split(/(?<=^Input buffer has corrupt header): /)) {
+      const p = piece.replace(/\bVips[A-Za-z]*: /g, '').trim();
+      if (p !== '' && !parts.includes(p)) parts.push(p);
+    }
+  }
+  if (parts.some((p) => /premature end/i.test(p))) parts.push('the file looks truncated');
+  return parts.join('; ') || raw;
 }
 
 /** Synchronous decoding with the pure JS backend (pngjs / jpeg-js); same output as `decodeImage` with `js`. */
@@ -96,7 +114,7 @@ export function decodeImageSync(bytes: Uint8Array, source: string): Image {
   try {
     return format === 'png' ? decodePngJs(bytes) : decodeJpegJs(bytes);
   } catch (e) {
-    throw new Error(`image ${source}: cannot decode ${format.toUpperCase()} (${(e as Error).message})`);
+    throw new Error(`image ${source}: cannot decode ${format.toUpperCase()} (${decoderMessage(e)})`);
   }
 }
 

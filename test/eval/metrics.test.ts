@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import {
   aAuc,
   aAvg,
+  aAvgTasks,
   aLast,
   bwt,
   cilAverage,
@@ -201,9 +202,24 @@ test('computeMetrics gathers everything and handles a missing end-of-task accura
   close(m.forgetting, 0.3);
   close(m.fwt, 0.1);
   const n = computeMetrics({ anytime: [], taskAcc: [null, 0.5], classAcc: [], matrix: [], online: [] });
-  assert.equal(n.A_avg, null);
+  close(n.A_avg, 0.5);
   close(n.A_last, 0.5);
   assert.equal(n.transfer, null);
+  assert.equal(computeMetrics({ anytime: [], taskAcc: [null], classAcc: [], matrix: [], online: [] }).A_avg, null);
+});
+
+test('A_avg over the tasks with exposed classes: an empty first Si-Blurry task is left out', () => {
+  // stochastic Si-Blurry, T = 4, task 0 empty: nothing exposed after it, so no end-of-task accuracy
+  const taskAcc = [null, 0.9, 0.6, 0.3];
+  close(aAvg(taskAcc), (0.9 + 0.6 + 0.3) / 3); // 0.6, not (0 + 0.9 + 0.6 + 0.3) / 4 = 0.45
+  assert.deepEqual(aAvgTasks(taskAcc), [1, 2, 3]);
+  assert.deepEqual(aAvgTasks([0.5, 0.25]), [0, 1]);
+  close(aAvg([0.5, 0.25]), 0.375);
+  assert.equal(aAvg([null, null]), null);
+  assert.deepEqual(aAvgTasks([null, null]), []);
+  const m = computeMetrics({ anytime: [], taskAcc, classAcc: [], matrix: [], online: [] });
+  close(m.A_avg, 0.6);
+  close(m.A_last, 0.3);
 });
 
 test('accuracy, per-class accuracy and confusion counts', () => {

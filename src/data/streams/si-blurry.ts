@@ -8,15 +8,17 @@
  *    goes to the task of its class; each task moves ⌊M%⌋ of its blurry-class samples to a pool; the pool is
  *    shuffled and dealt back evenly (the reference drops the |pool| mod T remainder; here it is dealt one
  *    each to the first tasks so that every sample stays in the stream).
- *    Stochastic N/M (`randomNM: true`, the true Si-Blurry): the groups are cut at T−1 sorted random points
- *    (tasks may be empty); the number of blurred samples ⌊(#blurry samples)·M/100⌋ is cut at T−1 sorted random
- *    points into chunks; task i gives min(chunk_i, its blurry samples) to the pool and gets as many back from
- *    the shuffled pool.
+ *    Stochastic N/M (`randomNM: true`, the true Si-Blurry): the groups are cut at T−1 sorted random points in
+ *    [0, size − 1] (tasks before the last may be empty; see {@link randomCuts}); the number of blurred samples
+ *    ⌊(#blurry samples)·M/100⌋ is cut the same way into chunks; task i gives min(chunk_i, its blurry samples)
+ *    to the pool and gets as many back from the shuffled pool.
  *    The samples a task gives up are a random choice of its blurry samples (the reference takes the first ones
  *    in dataset order, which is random for CIFAR's shuffled files; class-sorted datasets would otherwise give
  *    up whole classes).
  * 4. Each task is shuffled. Global label = position of the class in [disjoint…, blurry…] of the permutation.
  * Test items of a task = test samples of the classes first seen in it (`newClasses`).
+ * `describe()` adds `disjointClasses` / `blurryClasses` (global labels per task), `droppedClasses` (dataset labels)
+ * with `droppedClassNames`, and the blurred-sample counts.
  */
 import { classSubsetOf } from '../../pretrain/classes.ts';
 import { Rng } from '../../util/rng.ts';
@@ -34,9 +36,14 @@ import {
 } from './common.ts';
 import type { SiBlurrySpec } from './spec.ts';
 
-/** [0, c_1, …, c_{T−1}, total] with the inner cut points sorted uniform integers in [0, total]. */
+/**
+ * [0, c_1, …, c_{T−1}, total] with the inner cut points sorted uniform integers in [0, total − 1], as the
+ * reference draws them (`torch.randint(0, total, (T − 1,))`): groups before the last may be empty, the last one
+ * never is. With `total` = 0 every cut is 0 and nothing is drawn (the reference skips the draw).
+ */
 export function randomCuts(rng: Rng, total: number, parts: number): number[] {
-  const inner = Array.from({ length: parts - 1 }, () => rng.int(total + 1)).sort((a, b) => a - b);
+  if (total === 0) return Array<number>(parts + 1).fill(0);
+  const inner = Array.from({ length: parts - 1 }, () => rng.int(total)).sort((a, b) => a - b);
   return [0, ...inner, total];
 }
 
@@ -120,7 +127,9 @@ export async function buildSiBlurry(spec: SiBlurrySpec, opts: BuildOptions): Pro
   const tasks = drafts.map((d, t) => {
     const dataClasses = cls[t]!.newClasses.map((g) => used[g]!);
     const testItems = makeItems(test, indicesOfClasses(testByClass, dataClasses), t, label);
-    return makeTask(t, `${ref.name} si-blurry task ${t}`, d.train, testItems, cls[t]!, tf.trainFn, tf.testFn);
+    // no index in the name: the CLI numbers tasks itself ("task 1/5"), files use the 0-based id
+    const name = `${ref.name} si-blurry (${disjointGroups[t]!.length} disjoint, ${blurryGroups[t]!.length} blurry classes)`;
+    return makeTask(t, name, d.train, testItems, cls[t]!, tf.trainFn, tf.testFn);
   });
   return new BuiltStream(
     'si-blurry',
@@ -131,6 +140,7 @@ export async function buildSiBlurry(spec: SiBlurrySpec, opts: BuildOptions): Pro
       dataset: ref.name,
       classOrder: used,
       droppedClasses: dropped,
+      droppedClassNames: dropped.map((c) => train.classNames[c]!),
       disjointClasses: disjointGroups.map((g) => g.map(label)),
       blurryClasses: blurryGroups.map((g) => g.map(label)),
       blurredSamples: pool.length,
