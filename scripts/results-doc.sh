@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Regenerates docs/results.md from docs/results/*/*/{metrics,cost,command}.json (tables by scripts/results-table.ts)
-# around the fixed text in docs/results.head.md.
+# Regenerates docs/results.md from docs/results/*/*/ (summary.json of several seeds, or metrics/cost.json of one
+# run; tables by scripts/results-table.ts) around the fixed text in docs/results.head.md, without running anything.
+# `npm run results` runs the benchmarks (3 seeds) and then does the same.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-{ cat docs/results.head.md; echo; npx tsx scripts/results-table.ts; } > docs/results.md.tmp
-mv docs/results.md.tmp docs/results.md
+node --import tsx scripts/results.ts --doc-only

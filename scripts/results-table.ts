@@ -1,40 +1,92 @@
 /**
- * Prints the results tables (markdown) from docs/results/<benchmark>/<method>/{metrics,cost,command}.json, as
- * written by scripts/results-d.sh:
- *   npx tsx scripts/results-table.ts > /tmp/tables.md
+ * The results tables (markdown) from docs/results/<benchmark>/<label>/: `summary.json` (several seeds, written by
+ * `npm run results`; cells are mean ± sample std over the seeds, `n` the number of seeds) or, for older rows,
+ * `metrics.json` + `cost.json` of one run:
+ *   npx tsx scripts/results-table.ts [RESULTS_DIR] > /tmp/tables.md
  * Columns: A_auc / A_last / F_last (class-incremental numbers: pooled over every exposed class), Transfer /
  * Average / Last (MTIL numbers from the task-protocol accuracy matrix; Transfer and Average need evalFutureTasks),
  * online (prequential), trainable parameters, experts per block at the end, seconds per 1000 stream samples,
- * DDAS routing accuracy, merge time as a share of the stream time.
+ * DDAS routing accuracy, merge time as a share of the stream time, seeds.
  */
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
 
-const ROOT = join(import.meta.dirname, '..', 'docs', 'results');
 const ORDER = ['zeroshot-clip', 'cm-moe', 'cm-moe-taskfree', 'cm-moe-unbounded', 'moe-adapters', 'adapter-clip', 'lora-clip', 'finetune', 'er', 'lwf', 'ewc'];
-const pct = (v: unknown) => (typeof v === 'number' ? (100 * v).toFixed(2) : '—');
 const json = (f: string) => JSON.parse(readFileSync(f, 'utf8')) as Record<string, unknown>;
 
-const out: string[] = [];
-for (const bench of readdirSync(ROOT).filter((d) => existsSync(join(ROOT, d)) && !d.includes('.')).sort()) {
-  const dir = join(ROOT, bench);
-  const methods = readdirSync(dir).filter((m) => existsSync(join(dir, m, 'metrics.json')));
-  methods.sort((a, b) => (ORDER.indexOf(a) + 1 || 99) - (ORDER.indexOf(b) + 1 || 99));
-  if (methods.length === 0) continue;
-  const head = ['A_auc', 'A_last', 'F_last', 'Transfer', 'Average', 'Last'];
-  out.push(`### ${bench}`, '', `| method | ${head.join(' | ')} | online | trainable params | experts / block | s / 1000 samples | DDAS routing | merge share |`, `|---|${head.map(() => '---:').join('|')}|---:|---:|---:|---:|---:|---:|`);
-  for (const m of methods) {
-    const met = json(join(dir, m, 'metrics.json'));
-    const cost = json(join(dir, m, 'cost.json'));
-    const extra = (cost['extra'] ?? {}) as Record<string, number>;
-    const vals = [met['A_auc'], met['A_last'], met['F_last'], met['transfer'], met['average'], met['last']];
-    const spk = typeof cost['msPerSample'] === 'number' ? (cost['msPerSample'] as number).toFixed(1) : '—';
-    const ddas = typeof extra['ddasRoutingAcc'] === 'number' ? pct(extra['ddasRoutingAcc']) : '—';
-    const total = ((cost['timingsMs'] ?? {}) as Record<string, number>)['total'];
-    const merge = typeof extra['mergeMs'] === 'number' && total ? pct(extra['mergeMs'] / total) : '—';
-    const epb = typeof extra['expertsPerBlock'] === 'number' ? String(extra['expertsPerBlock']) : '—';
-    out.push(`| ${m} | ${vals.map(pct).join(' | ')} | ${pct(met['online'])} | ${Number(cost['trainableParams']).toLocaleString('en-US')} | ${epb} | ${spk} | ${ddas} | ${merge} |`);
-  }
-  out.push('');
+/** mean, std (null for one seed) and n of one number, from a summary or a single run. */
+interface Cell {
+  mean: number | null;
+  std: number | null;
 }
-process.stdout.write(`${out.join('\n')}\n`);
+
+/** A row's numbers by name: metrics and the cost numbers the table shows. */
+interface RowData {
+  metric: (k: string) => Cell;
+  cost: (k: string) => Cell;
+  seeds: number;
+}
+
+function fromSummary(dir: string): RowData {
+  const s = json(join(dir, 'summary.json')) as { seeds: number[]; metrics: Record<string, Cell>; cost: Record<string, Cell> };
+  const get = (o: Record<string, Cell>, k: string): Cell => o[k] ?? { mean: null, std: null };
+  return { metric: (k) => get(s.metrics, k), cost: (k) => get(s.cost, k), seeds: s.seeds.length };
+}
+
+function fromRun(dir: string): RowData {
+  const met = json(join(dir, 'metrics.json'));
+  const cost = json(join(dir, 'cost.json'));
+  const extra = (cost['extra'] ?? {}) as Record<string, unknown>;
+  const num = (v: unknown): Cell => ({ mean: typeof v === 'number' ? v : null, std: null });
+  const total = ((cost['timingsMs'] ?? {}) as Record<string, unknown>)['total'];
+  return {
+    metric: (k) => num(met[k]),
+    cost: (k) => (k === 'seconds' ? num(typeof total === 'number' ? total / 1000 : null) : k.startsWith('extra.') ? num(extra[k.slice(6)]) : num(cost[k])),
+    seeds: 1,
+  };
+}
+
+const fmt = (c: Cell, scale: number, digits: number) => {
+  if (c.mean === null) return '—';
+  const m = (scale * c.mean).toFixed(digits);
+  return c.std === null ? m : `${m} ± ${(scale * c.std).toFixed(digits)}`;
+};
+
+/** The markdown tables of every benchmark under `root`. */
+export function resultsTables(root: string): string {
+  const out: string[] = [];
+  if (!existsSync(root)) return '\n';
+  for (const bench of readdirSync(root).filter((d) => !d.includes('.') && d !== 'bench').sort()) {
+    const dir = join(root, bench);
+    const labels = readdirSync(dir).filter((m) => existsSync(join(dir, m, 'summary.json')) || existsSync(join(dir, m, 'metrics.json')));
+    labels.sort((a, b) => (ORDER.indexOf(a) + 1 || 99) - (ORDER.indexOf(b) + 1 || 99) || a.localeCompare(b));
+    if (labels.length === 0) continue;
+    const head = ['A_auc', 'A_last', 'F_last', 'Transfer', 'Average', 'Last'];
+    const keys = ['A_auc', 'A_last', 'F_last', 'transfer', 'average', 'last'];
+    out.push(
+      `### ${bench}`,
+      '',
+      `| method | ${head.join(' | ')} | online | trainable params | experts / block | s / 1000 samples | DDAS routing | merge share | seeds |`,
+      `|---|${head.map(() => '---:').join('|')}|---:|---:|---:|---:|---:|---:|---:|`,
+    );
+    for (const m of labels) {
+      const d = existsSync(join(dir, m, 'summary.json')) ? fromSummary(join(dir, m)) : fromRun(join(dir, m));
+      const vals = keys.map((k) => fmt(d.metric(k), 100, 2));
+      const params = d.cost('trainableParams').mean;
+      const epb = d.cost('extra.expertsPerBlock');
+      const seconds = d.cost('seconds').mean;
+      const merge = d.cost('extra.mergeMs').mean;
+      const share: Cell = { mean: merge !== null && seconds ? merge / 1000 / seconds : null, std: null };
+      out.push(
+        `| ${m} | ${vals.join(' | ')} | ${fmt(d.metric('online'), 100, 2)} | ${params === null ? '—' : Math.round(params).toLocaleString('en-US')} | ${fmt(epb, 1, 0)} | ${fmt(d.cost('msPerSample'), 1, 1)} | ${fmt(d.cost('extra.ddasRoutingAcc'), 100, 2)} | ${fmt(share, 100, 2)} | ${d.seeds} |`,
+      );
+    }
+    out.push('');
+  }
+  return `${out.join('\n')}\n`;
+}
+
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(resolve(process.argv[1])).href) {
+  process.stdout.write(resultsTables(resolve(process.argv[2] ?? join(import.meta.dirname, '..', 'docs', 'results'))));
+}

@@ -3,6 +3,7 @@
  *
  *   name: ncm-split-mnist          # optional; names the default run folder
  *   seed: 1                        # run seed (replay sampling, augmentation, method rng)
+ *   seeds: [1, 2, 3]               # optional: one run per seed (run seed and stream seed), then a summary
  *   stream: { kind: ..., ... }     # a StreamSpec (src/data/streams.ts)
  *   method: { name: ncm, ... }     # method name + that method's options (its own schema)
  *   run:
@@ -55,6 +56,11 @@ export const MethodSectionSchema = z.looseObject({
 export const RunConfigSchema = z.strictObject({
   name: z.string().regex(/^[A-Za-z0-9._-]+$/, { error: 'expected letters, digits, ".", "_" or "-"' }).optional(),
   seed: z.int({ error: 'expected an integer' }).min(0, { error: 'expected an integer ≥ 0' }).default(0),
+  seeds: z
+    .array(z.int({ error: 'expected an integer ≥ 0' }).min(0, { error: 'expected an integer ≥ 0' }))
+    .min(1, { error: 'expected at least one seed' })
+    .refine((a) => new Set(a).size === a.length, { error: 'a seed is listed twice' })
+    .optional(),
   stream: StreamSpecSchema,
   method: MethodSectionSchema,
   run: RunSectionSchema.prefault({}),

@@ -8,7 +8,8 @@ import type { Image } from '../data/types.ts';
 import type { TensorData } from '../runtime/types.ts';
 import type { Rng } from '../util/rng.ts';
 import type { MethodDefinition } from './registry.ts';
-import type { CostInfo, Method, MethodEnv, ObserveContext, ObserveResult, PredictContext, TaskContext, TaskInfo, TrainBatch } from './method.ts';
+import type { CostInfo, Method, MethodEnv, MethodState, MethodStateContext, ObserveContext, ObserveResult, PredictContext, TaskContext, TaskInfo, TrainBatch } from './method.ts';
+import { jsonObject, prefixed, unprefixed } from './state.ts';
 import { acquireClip, DEFAULT_CLIP_MODEL_DIR, type ClipLease } from './clip-resources.ts';
 import { ClipTrainer, visibleClassesFor, type Peft, type TrainerOptions } from './clip-trainer.ts';
 
@@ -65,6 +66,31 @@ export class TrainableClipMethod implements Method {
     const trainable = this.trainer.state.paramCount;
     return { trainableParams: trainable, totalParams: backbone + own, extra: { adaptationParams: own, steps: this.trainer.steps } };
   }
+
+  /** The trainer's state (`trainer`), the current task, and a subclass's own state (`own/` tensors, `own` JSON). */
+  async saveState(ctx: MethodStateContext): Promise<MethodState> {
+    const tr = await this.trainer.saveState();
+    const own = await this.saveOwnState(ctx);
+    return { tensors: { ...tr.tensors, ...prefixed('own/', own.tensors) }, json: { method: this.name, task: this.task, trainer: tr.json, own: own.json } };
+  }
+
+  async loadState(state: MethodState, ctx: MethodStateContext): Promise<void> {
+    const j = jsonObject(state.json, `${this.name} state`);
+    if (j['method'] !== this.name) throw new Error(`${this.name} state: saved by method ${JSON.stringify(j['method'])}`);
+    const own = new Set(Object.keys(state.tensors).filter((n) => n.startsWith('own/')));
+    const trainerTensors = Object.fromEntries(Object.entries(state.tensors).filter(([n]) => !own.has(n)));
+    await this.trainer.loadState({ tensors: trainerTensors, json: jsonObject(j['trainer'], `${this.name} state.trainer`) }, `${this.name} state.trainer`);
+    this.task = (j['task'] ?? null) as TaskInfo | null;
+    await this.loadOwnState({ tensors: unprefixed('own/', state.tensors), json: jsonObject(j['own'] ?? {}, `${this.name} state.own`) }, ctx);
+  }
+
+  /** A subclass's state beyond the trainer's (default: none). */
+  protected async saveOwnState(_ctx: MethodStateContext): Promise<MethodState> {
+    return { tensors: {}, json: {} };
+  }
+
+  /** Restores {@link saveOwnState}'s output; runs after the trainer (and its Peft) are restored. */
+  protected async loadOwnState(_state: MethodState, _ctx: MethodStateContext): Promise<void> {}
 
   async dispose(): Promise<void> {
     await this.trainer.dispose();

@@ -46,7 +46,8 @@ import { ResidentTrainState } from '../runtime/resident-state.ts';
 import { sessionKey } from '../runtime/session-key.ts';
 import type { TensorData } from '../runtime/types.ts';
 import type { Image } from '../data/types.ts';
-import type { StreamView } from './method.ts';
+import type { MethodState, StreamView } from './method.ts';
+import { jsonObject, prefixed, unprefixed } from './state.ts';
 import { argmaxDot } from './zeroshot-clip.ts';
 
 /** Options every trainable CLIP method shares (merged into each method's schema). */
@@ -115,6 +116,9 @@ export interface Peft {
   afterStep?(outputs: Record<string, TensorData>): void;
   /** Total parameters the Peft holds (for cost.json). */
   paramCount(): number;
+  /** JSON-able state beyond its tensors (layout, current router, generators), for checkpoints. */
+  saveState?(): unknown;
+  loadState?(state: unknown, where: string): void;
 }
 
 /** A method's extra loss terms in the train graph (LwF distillation, EWC penalty). */
@@ -516,6 +520,64 @@ export class ClipTrainer {
       out[i * C + j] = scale * s;
     }));
     return out;
+  }
+
+  /**
+   * The trainer's state: the resident state (params, moments, per-parameter and per-row counters) as `state/`,
+   * `counter/`, every other tensor of its store (e.g. EWC's Fisher) as `extra/`, the teacher as `teacher/`, the
+   * step counts and the Peft's own state.
+   */
+  async saveState(): Promise<MethodState> {
+    const snap = await this.state.snapshot();
+    const known = new Set(this.state.stateNames);
+    const extraNames = [...this.engine.storeInfo(this.state.store).keys()].filter((n) => !known.has(n));
+    const extra = extraNames.length > 0 ? await this.engine.getTensors(this.state.store, extraNames) : {};
+    const teacherNames = this.teacher ? [...this.engine.storeInfo(this.teacher).keys()] : [];
+    const teacher = this.teacher && teacherNames.length > 0 ? await this.engine.getTensors(this.teacher, teacherNames) : {};
+    return {
+      tensors: { ...prefixed('state/', snap.tensors), ...prefixed('counter/', snap.counters ?? {}), ...prefixed('extra/', extra), ...prefixed('teacher/', teacher) },
+      json: { optimizer: snap.optimizer, momentum: snap.momentum, t: snap.t, steps: this.steps, taskSteps: this.taskSteps, teacher: this.teacher !== null, peft: this.peft.saveState?.() ?? null },
+    };
+  }
+
+  /** Makes this trainer (same model, options and Peft kind) equal to one that saved `s`. */
+  async loadState(s: MethodState, where = 'trainer'): Promise<void> {
+    const j = jsonObject(s.json, where);
+    const int = (k: string) => {
+      const v = j[k];
+      if (typeof v !== 'number' || !Number.isInteger(v) || v < 0) throw new Error(`${where}.${k}: expected an integer ≥ 0, got ${JSON.stringify(v)}`);
+      return v;
+    };
+    await this.init();
+    await this.state.restore(
+      {
+        optimizer: j['optimizer'] as 'adamw',
+        momentum: j['momentum'] === true,
+        t: jsonObject(j['t'], `${where}.t`) as Record<string, number>,
+        tensors: unprefixed('state/', s.tensors),
+        counters: unprefixed('counter/', s.tensors),
+      },
+      where,
+    );
+    const known = new Set(this.state.stateNames);
+    const stale = [...this.engine.storeInfo(this.state.store).keys()].filter((n) => !known.has(n));
+    if (stale.length > 0) await this.engine.deleteTensors(this.state.store, stale);
+    const extra = unprefixed('extra/', s.tensors);
+    if (Object.keys(extra).length > 0) await this.engine.putTensors(this.state.store, extra);
+    if (j['teacher'] === true) {
+      this.teacher ??= this.engine.createStore(`${this.methodKey}:teacher`);
+      const old = [...this.engine.storeInfo(this.teacher).keys()];
+      if (old.length > 0) await this.engine.deleteTensors(this.teacher, old);
+      await this.engine.putTensors(this.teacher, unprefixed('teacher/', s.tensors));
+    }
+    this.steps = int('steps');
+    this.taskSteps = int('taskSteps');
+    if (j['peft'] !== null && j['peft'] !== undefined) {
+      if (!this.peft.loadState) throw new Error(`${where}.peft: this method's adaptation keeps no state`);
+      this.peft.loadState(j['peft'], `${where}.peft`);
+    }
+    this.classCache.clear();
+    this.touch();
   }
 
   async dispose(): Promise<void> {

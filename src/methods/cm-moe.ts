@@ -34,7 +34,8 @@ import { STACK_PARTS, stackedTensorName } from '../moe/hooks.ts';
 import { TrainerOptionsShape } from './clip-trainer.ts';
 import { defineClipMethod, ModelOptionShape, SitesOptionShape } from './clip-method.ts';
 import { MoeAdaptersMethod, MoeAdaptersSchema, MoePeft } from './moe-adapters.ts';
-import type { CostInfo, ObserveContext, ObserveResult, PredictContext, TaskContext, TaskInfo, TrainBatch } from './method.ts';
+import type { CostInfo, MethodState, MethodStateContext, ObserveContext, ObserveResult, PredictContext, TaskContext, TaskInfo, TrainBatch } from './method.ts';
+import { itemRef, type ReplayItemRef } from '../data/replay.ts';
 
 export const CmMoeSchema = z
   .strictObject({
@@ -349,6 +350,49 @@ class CmMoeMethod extends MoeAdaptersMethod {
   /** The task a replay sample was learned under: its stream task, or the pseudo-task of a task-free run. */
   private taskOf(it: StreamItem): number {
     return this.learnedUnder.get(it) ?? it.task;
+  }
+
+  /**
+   * Subnets, the open subnet, merges, the shift detector, pseudo-tasks and, for the replay memory's samples of a
+   * task-free run, the pseudo-task each was learned under.
+   */
+  protected override async saveOwnState(ctx: MethodStateContext): Promise<MethodState> {
+    const base = await super.saveOwnState(ctx);
+    const learned: Array<[ReplayItemRef, number]> = [];
+    for (const it of ctx.memory?.items() ?? []) {
+      const t = this.learnedUnder.get(it);
+      if (t !== undefined) learned.push([itemRef(it), t]);
+    }
+    return {
+      tensors: base.tensors,
+      json: {
+        ...base.json,
+        registry: this.registry ? this.registry.toJSON() : null,
+        current: this.current,
+        merges: this.merges,
+        expertsOverTime: this.expertsOverTime,
+        detector: this.detector ? this.detector.toJSON() : null,
+        pseudoTask: this.pseudoTask,
+        detections: this.detections,
+        multi: this.multi,
+        learnedUnder: learned,
+      },
+    };
+  }
+
+  protected override async loadOwnState(state: MethodState, ctx: MethodStateContext): Promise<void> {
+    await super.loadOwnState(state, ctx);
+    const j = state.json;
+    const where = 'cm-moe state.own';
+    if (j['registry']) this.registry = SubnetRegistry.fromJSON(this.moe.layout, j['registry'], `${where}.registry`);
+    this.current = (j['current'] ?? null) as number | null;
+    this.merges.splice(0, this.merges.length, ...(j['merges'] as MergeLog[]));
+    this.expertsOverTime.splice(0, this.expertsOverTime.length, ...(j['expertsOverTime'] as Array<[number, number]>));
+    this.detector = j['detector'] ? ShiftDetector.fromJSON(j['detector'], `${where}.detector`) : null;
+    this.pseudoTask = j['pseudoTask'] as number;
+    this.detections = [...(j['detections'] as number[])];
+    this.multi = j['multi'] === true;
+    for (const [ref, t] of j['learnedUnder'] as Array<[ReplayItemRef, number]>) this.learnedUnder.set(ctx.resolveItem(ref), t);
   }
 
   override describeCost(): CostInfo {

@@ -14,7 +14,7 @@ import type { TensorData } from '../runtime/types.ts';
 import { TrainerOptionsShape, type ClipTrainer, type LossExtension } from './clip-trainer.ts';
 import { defineClipMethod, ModelOptionShape, TrainableClipMethod, type TrainableClipParts } from './clip-method.ts';
 import type { ClipLease } from './clip-resources.ts';
-import type { ObserveContext, ObserveResult, TaskContext, TaskInfo, TrainBatch } from './method.ts';
+import type { MethodState, MethodStateContext, ObserveContext, ObserveResult, TaskContext, TaskInfo, TrainBatch } from './method.ts';
 import { AdapterShape } from './adapter-clip.ts';
 import { adapterPeft } from './peft.ts';
 
@@ -101,6 +101,17 @@ class EwcMethod extends TrainableClipMethod {
   override async endTask(task: TaskInfo, ctx: TaskContext): Promise<void> {
     await super.endTask(task, ctx);
     await this.anchor();
+  }
+
+  /** Flags and the last anchor time (Fisher and anchors are tensors of the trainer's store). */
+  protected override async saveOwnState(): Promise<MethodState> {
+    return { tensors: {}, json: { anchored: this.anchored, lastAnchorAt: this.lastAnchorAt, ready: this.ready } };
+  }
+
+  protected override async loadOwnState(state: MethodState, _ctx: MethodStateContext): Promise<void> {
+    this.anchored = state.json['anchored'] === true;
+    this.lastAnchorAt = state.json['lastAnchorAt'] as number;
+    this.ready = state.json['ready'] === true;
   }
 }
 

@@ -15,7 +15,7 @@ import { TrainerOptionsShape, type LossExtension } from './clip-trainer.ts';
 import { defineClipMethod, ModelOptionShape, TrainableClipMethod, type TrainableClipParts } from './clip-method.ts';
 import type { ClipLease } from './clip-resources.ts';
 import type { ClipTrainer } from './clip-trainer.ts';
-import type { ObserveContext, ObserveResult, TaskContext, TaskInfo, TrainBatch } from './method.ts';
+import type { MethodState, MethodStateContext, ObserveContext, ObserveResult, TaskContext, TaskInfo, TrainBatch } from './method.ts';
 import { AdapterShape } from './adapter-clip.ts';
 import { adapterPeft } from './peft.ts';
 
@@ -74,6 +74,16 @@ class LwfMethod extends TrainableClipMethod {
       await this.refreshTeacher(ctx.exposedClasses);
     }
     return super.observe(batch, ctx);
+  }
+
+  /** The old classes and the last teacher refresh (the teacher's tensors are the trainer's). */
+  protected override async saveOwnState(): Promise<MethodState> {
+    return { tensors: {}, json: { oldClasses: [...this.oldClasses], lastTeacherAt: this.lastTeacherAt } };
+  }
+
+  protected override async loadOwnState(state: MethodState, _ctx: MethodStateContext): Promise<void> {
+    this.oldClasses = new Set(state.json['oldClasses'] as number[]);
+    this.lastTeacherAt = state.json['lastTeacherAt'] as number;
   }
 }
 

@@ -19,7 +19,8 @@
  * All hooks are async so that methods may run ONNX sessions, hold an engine and a model, or train.
  */
 import type { Image, StreamItem } from '../data/types.ts';
-import type { ReplayMemory } from '../data/replay.ts';
+import type { ReplayItemRef, ReplayMemory } from '../data/replay.ts';
+import type { TensorData } from '../runtime/types.ts';
 import type { Rng } from '../util/rng.ts';
 
 /** What a method is told about a task when boundaries are visible. */
@@ -142,6 +143,14 @@ export interface Method {
   predict(images: Image[], candidates: readonly number[], ctx: PredictContext): Promise<Int32Array>;
   /** Parameter counts for cost.json. */
   describeCost(): CostInfo;
+  /**
+   * Everything the method needs to continue exactly where it is (weights, optimiser moments, counters, frozen
+   * sets, autoencoders, detector state, its own generators), for checkpoints and exports. A method without it
+   * cannot be checkpointed.
+   */
+  saveState?(ctx: MethodStateContext): Promise<MethodState>;
+  /** Makes a freshly created method (same options, same stream) equal to the one that saved `state`. */
+  loadState?(state: MethodState, ctx: MethodStateContext): Promise<void>;
   /** Releases sessions, engines, buffers. */
   dispose?(): Promise<void>;
 }
@@ -162,4 +171,18 @@ export interface MethodEnv {
   resources?: Readonly<Record<string, unknown>>;
   /** Folder against which a method resolves relative paths in its options (the config file's folder). */
   baseDir?: string;
+}
+
+/** A method's saved state: tensors (stored as safetensors) and JSON-able data (stored as JSON). */
+export interface MethodState {
+  tensors: Record<string, TensorData>;
+  json: Record<string, unknown>;
+}
+
+/** What `saveState` / `loadState` may use besides the method itself. */
+export interface MethodStateContext {
+  /** The run's replay memory (restored before `loadState` runs), `null` when the run has none or for exports. */
+  memory: ReplayMemory | null;
+  /** The stream item a reference names (state that refers to samples, e.g. of the replay memory). */
+  resolveItem(ref: ReplayItemRef): StreamItem;
 }

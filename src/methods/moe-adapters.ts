@@ -26,10 +26,11 @@ import type { TensorData } from '../runtime/types.ts';
 import { Ddas } from '../moe/ddas.ts';
 import { MoeLayout, type MoeSite } from '../moe/layout.ts';
 import { buildMoeHooks, DROPOUT_SEED_INPUT, noiseInputName, ROUTER_INDEX_INPUT, STACK_PARTS, stackedTensorName, stackExpertData } from '../moe/hooks.ts';
-import type { Rng } from '../util/rng.ts';
+import type { Rng, RngSnapshot } from '../util/rng.ts';
+import { jsonObject } from './state.ts';
 import { ClipTrainer, templatesForPurpose, TrainerOptionsShape, type Peft, type PeftGraphContext, type PeftMode } from './clip-trainer.ts';
 import { defineClipMethod, ModelOptionShape, SitesOptionShape, TrainableClipMethod } from './clip-method.ts';
-import type { CostInfo, ObserveContext, ObserveResult, PredictContext, TaskContext, TaskInfo, TrainBatch } from './method.ts';
+import type { CostInfo, MethodState, MethodStateContext, ObserveContext, ObserveResult, PredictContext, TaskContext, TaskInfo, TrainBatch } from './method.ts';
 
 export const MoeAdaptersSchema = z
   .strictObject({
@@ -198,6 +199,19 @@ export class MoePeft implements Peft {
     for (const dims of this.layout.tensorShapes().values()) n += dims.reduce((a, b) => a * b, 1);
     return n;
   }
+
+  /** Layout (experts, frozen sets, routers, usage), current router, noise generator. */
+  saveState(): unknown {
+    return { router: this.router, layout: this.layout.toJSON(), rng: this.rng.snapshot() };
+  }
+
+  loadState(state: unknown, where: string): void {
+    const j = jsonObject(state, where);
+    if (!Number.isInteger(j['router'])) throw new Error(`${where}.router: expected a router id`);
+    this.layout.assign(j['layout'], `${where}.layout`);
+    this.rng.restore(j['rng'] as RngSnapshot, `${where}.rng`);
+    this.router = j['router'] as number;
+  }
 }
 
 export class MoeAdaptersMethod extends TrainableClipMethod {
@@ -341,6 +355,33 @@ export class MoeAdaptersMethod extends TrainableClipMethod {
       for (const [k, v] of this.confusion) extra[`ddasRoute:${k}`] = v;
     }
     return { ...base, totalParams: base.totalParams + (this.ddas?.describe().params ?? 0), extra };
+  }
+
+  /** Routers per task, tasks seen, routing tallies and the DDAS autoencoders (weights, Adam state, windows). */
+  protected override async saveOwnState(_ctx: MethodStateContext): Promise<MethodState> {
+    return {
+      tensors: {},
+      json: {
+        perTask: this.perTask,
+        routerOf: [...this.routerOf],
+        tasksSeen: this.tasksSeen,
+        routed: this.routed,
+        confusion: [...this.confusion],
+        ddas: this.ddas ? this.ddas.toJSON() : null,
+      },
+    };
+  }
+
+  protected override async loadOwnState(state: MethodState, _ctx: MethodStateContext): Promise<void> {
+    const j = state.json;
+    this.perTask = j['perTask'] === true;
+    this.routerOf.clear();
+    for (const [k, v] of j['routerOf'] as Array<[number, number]>) this.routerOf.set(k, v);
+    this.tasksSeen.splice(0, this.tasksSeen.length, ...(j['tasksSeen'] as TaskInfo[]));
+    this.routed = { ...(j['routed'] as { correct: number; total: number }) };
+    this.confusion = new Map(j['confusion'] as Array<[string, number]>);
+    await this.ddas?.dispose();
+    this.ddas = j['ddas'] ? await Ddas.fromJSON(this.trainer.engine, j['ddas'], `${this.name} state.ddas`) : null;
   }
 
   override async dispose(): Promise<void> {

@@ -13,7 +13,7 @@
  */
 import { z } from 'zod';
 import type { Image } from '../data/types.ts';
-import type { CostInfo, Method, MethodEnv, ObserveContext, TrainBatch } from './method.ts';
+import type { CostInfo, Method, MethodEnv, MethodState, ObserveContext, TrainBatch } from './method.ts';
 import type { MethodDefinition } from './registry.ts';
 import { NcmMethod, NcmOptionsSchema } from './ncm.ts';
 import { acquireClip, DEFAULT_CLIP_MODEL_DIR, type ClipLease } from './clip-resources.ts';
@@ -54,6 +54,15 @@ export class NcmClipMethod implements Method {
 
   predict(images: Image[], candidates: readonly number[]): Promise<Int32Array> {
     return this.ncm.predict(images, candidates);
+  }
+
+  /** The class means (see {@link NcmMethod.saveState}). */
+  saveState(): Promise<MethodState> {
+    return this.ncm.saveState();
+  }
+
+  loadState(state: MethodState): Promise<void> {
+    return this.ncm.loadState(state);
   }
 
   describeCost(): CostInfo {

@@ -15,7 +15,7 @@
  */
 import { z } from 'zod';
 import type { Image } from '../data/types.ts';
-import type { CostInfo, FeatureFn, Method, MethodEnv, ObserveContext, TrainBatch } from './method.ts';
+import type { CostInfo, FeatureFn, Method, MethodEnv, MethodState, ObserveContext, TrainBatch } from './method.ts';
 import type { MethodDefinition } from './registry.ts';
 import { l2NormalizeInPlace } from '../util/vector.ts';
 import { pixelFeatures } from './pixel-features.ts';
@@ -137,6 +137,25 @@ export class NcmMethod implements Method {
       out[i] = best;
     });
     return out;
+  }
+
+  /** Class means as float64 tensors `mean/<label>`, counts and the feature length as JSON. */
+  async saveState(): Promise<MethodState> {
+    const tensors: MethodState['tensors'] = {};
+    for (const [c, s] of this.stats) tensors[`mean/${c}`] = { dtype: 'float64', dims: [s.mean.length], data: Float64Array.from(s.mean) };
+    return { tensors, json: { dim: this.dim, counts: [...this.stats].map(([c, s]) => [c, s.n]) } };
+  }
+
+  async loadState(state: MethodState): Promise<void> {
+    const counts = state.json['counts'] as Array<[number, number]>;
+    if (!Array.isArray(counts)) throw new Error(`${this.name} state.counts: expected [label, count] pairs`);
+    this.stats.clear();
+    for (const [c, n] of counts) {
+      const t = state.tensors[`mean/${c}`];
+      if (!t || t.dtype !== 'float64') throw new Error(`${this.name} state: tensor 'mean/${c}' is missing or not float64`);
+      this.stats.set(c, { n, mean: Float64Array.from(t.data as Float64Array) });
+    }
+    this.dim = state.json['dim'] as number;
   }
 
   describeCost(): CostInfo {

@@ -15,7 +15,8 @@ import type { Tower } from '../clip/model.ts';
 import { towerWeightNames } from '../clip/model.ts';
 import type { ClipWeights } from '../clip/weights.ts';
 import type { TensorData } from '../runtime/types.ts';
-import { Rng } from '../util/rng.ts';
+import { Rng, type RngSnapshot } from '../util/rng.ts';
+import { jsonObject } from './state.ts';
 import { expertForward } from '../moe/experts.ts';
 import { DROPOUT_SEED_INPUT, siteSalt } from '../moe/hooks.ts';
 import { MoeLayout, expertTensorName, siteKey, type BlockSelection, type ExpertPart } from '../moe/layout.ts';
@@ -76,6 +77,9 @@ export function adapterPeft(cfg: ClipConfig, opts: AdapterPeftOptions, rng: Rng)
       return { [DROPOUT_SEED_INPUT]: { dtype: 'int64', dims: [], data: BigInt64Array.of(BigInt(rng.int(2 ** 31))) } };
     },
     paramCount: () => count,
+    // the generator of the dropout seeds
+    saveState: () => ({ rng: rng.snapshot() }),
+    loadState: (j, where) => rng.restore(jsonObject(j, where)['rng'] as RngSnapshot, `${where}.rng`),
   };
   return { peft, init };
 }

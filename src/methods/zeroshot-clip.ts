@@ -12,7 +12,7 @@
  */
 import { z } from 'zod';
 import type { Image } from '../data/types.ts';
-import type { CostInfo, Method, MethodEnv, PredictContext, StreamView } from './method.ts';
+import type { CostInfo, Method, MethodEnv, MethodState, PredictContext, StreamView } from './method.ts';
 import type { MethodDefinition } from './registry.ts';
 import { acquireClip, DEFAULT_CLIP_MODEL_DIR, type ClipLease } from './clip-resources.ts';
 
@@ -97,6 +97,13 @@ export class ZeroShotClipMethod implements Method {
     fs.forEach((f, i) => (out[i] = candidates[argmaxDot(f, W)]!));
     return out;
   }
+
+  /** Nothing trains: the classifier rows are recomputed from the frozen model as needed. */
+  async saveState(): Promise<MethodState> {
+    return { tensors: {}, json: {} };
+  }
+
+  async loadState(): Promise<void> {}
 
   describeCost(): CostInfo {
     const E = this.lease.features.dim;

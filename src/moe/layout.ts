@@ -544,6 +544,25 @@ export class MoeLayout {
     return layout;
   }
 
+  /**
+   * Makes this layout equal to a serialised one over the same sites and bottleneck, in place (the Peft, the
+   * subnet registry and the trainer keep their reference): for checkpoints. Errors name the field.
+   */
+  assign(j: unknown, where = 'moe layout'): void {
+    const o = MoeLayout.fromJSON(j, where);
+    const sameSites = o.siteStates.length === this.siteStates.length && o.siteStates.every((s, i) => s.site.key === this.siteStates[i]!.site.key && s.site.width === this.siteStates[i]!.site.width);
+    if (!sameSites) throw new Error(`${where}.sites: saved for sites ${o.siteStates.map((s) => s.site.key).join(', ')}, this layout has ${this.siteStates.map((s) => s.site.key).join(', ')}`);
+    if (o.bottleneck !== this.bottleneck) throw new Error(`${where}.bottleneck: saved ${o.bottleneck}, this layout has ${this.bottleneck}`);
+    o.siteStates.forEach((s, i) => {
+      const mine = this.siteStates[i]!;
+      mine.experts = s.experts;
+      mine.nextExpert = s.nextExpert;
+      mine.frozen = s.frozen;
+    });
+    this.routerStates = o.routerStates;
+    this.nextRouter = o.nextRouter;
+  }
+
   /** A deep copy. */
   clone(): MoeLayout {
     return MoeLayout.fromJSON(this.toJSON());

@@ -100,3 +100,23 @@ export type RunEvent =
   | TaskEndEvent
   | PhaseEvent
   | RunEndEvent;
+
+/** A run continues from a checkpoint (told to `onEvent` only; not written to events.jsonl). */
+export interface ResumeEvent {
+  type: 'resume';
+  samplesSeen: number;
+  /** Training samples in the whole stream. */
+  trainSamples: number;
+  task: number;
+  tasks: number;
+}
+
+/** A checkpoint was written (told to `onEvent` only; not written to events.jsonl). */
+export interface CheckpointEvent {
+  type: 'checkpoint';
+  samplesSeen: number;
+  path: string;
+}
+
+/** Events about the run's bookkeeping rather than the stream. */
+export type RunControlEvent = ResumeEvent | CheckpointEvent;

@@ -3,3 +3,5 @@ export * from './runner.ts';
 export * from './experiment.ts';
 export * from './events.ts';
 export * from './evaluator.ts';
+export * from './checkpoint.ts';
+export * from './seeds.ts';

@@ -19,6 +19,11 @@
  *
  * Candidate classes for the matrix row (`evalCandidates`): `exposed` — the exposed classes plus task j's own
  * (class-incremental protocol); `task` — task j's classes only (task-incremental, the MTIL protocol).
+ *
+ * Checkpoints ({@link runStreamResumable}): after every batch (every `checkpoint.every` samples) and on a stop
+ * request (after a batch or a task end) the runner hands a {@link RunnerSnapshot} — the next batch's position,
+ * counters, step credit, metric log, timings and its four generators — to `checkpoint.save`; resuming from it
+ * with the method and memory restored continues the run exactly.
  */
 import type { Stream, StreamItem, StreamTask } from '../data/types.ts';
 import type { ReplayMemory } from '../data/replay.ts';
@@ -27,7 +32,7 @@ import type { CostInfo, Method, ObserveContext, PredictContext, StreamView, Task
 import type { AnytimePoint, ClassAccRow, MetricLog, OnlineTally, RunMetrics } from '../eval/metrics.ts';
 import { computeMetrics } from '../eval/metrics.ts';
 import { countCorrect, classTally } from '../eval/accuracy.ts';
-import { Rng } from '../util/rng.ts';
+import { Rng, type RngSnapshot } from '../util/rng.ts';
 import type { RunEvent } from './events.ts';
 import { EvalRound, dedupe } from './evaluator.ts';
 
@@ -73,7 +78,43 @@ export interface RunInput {
   /** Seed or generator for replay sampling, augmentation and the method's context rng. */
   rng: Rng | number;
   onEvent?: (e: RunEvent) => void;
+  /** Continue from a snapshot taken by this runner (same stream, options and rng; method and memory restored). */
+  resume?: RunnerSnapshot;
+  /**
+   * Checkpoints: `save` receives the runner's snapshot every `every` stream samples (0 = only when stopping), at
+   * the end of a batch; it must finish with the method's and the memory's state before it resolves.
+   */
+  checkpoint?: { every: number; save(snapshot: RunnerSnapshot): Promise<void> };
+  /** Asked after every batch and task end; `true` stops the run there (after a checkpoint, when configured). */
+  shouldStop?: () => boolean;
 }
+
+/**
+ * Where a run stands between two batches, JSON-able: the next batch (task index, offset into its training
+ * samples, whether the task has begun), the counters, the metric log so far, the runner's generators.
+ */
+export interface RunnerSnapshot {
+  format: 'moeclip.runner-state';
+  version: 1;
+  task: number;
+  offset: number;
+  started: boolean;
+  samplesSeen: number;
+  batchIndex: number;
+  exposed: number[];
+  iterCredit: number;
+  totalSteps: number;
+  nextEval: number;
+  nextCheckpoint: number;
+  log: RunLog;
+  timings: Record<string, number>;
+  rngs: { data: RngSnapshot; memory: RngSnapshot; method: RngSnapshot; eval: RngSnapshot };
+}
+
+/** How a run ended: through the whole stream, or stopped at a checkpoint point. */
+export type RunOutcome =
+  | { kind: 'finished'; result: RunResult }
+  | { kind: 'stopped'; samplesSeen: number; task: number; batches: number; checkpointed: boolean };
 
 /** The raw data logged by a run (a mutable {@link MetricLog}). */
 export interface RunLog extends MetricLog {
@@ -120,6 +161,13 @@ function now(): number {
 
 /** Runs `method` over one pass of `stream`; see the module comment for the protocol. */
 export async function runStream(input: RunInput): Promise<RunResult> {
+  const out = await runStreamResumable(input);
+  if (out.kind !== 'finished') throw new Error(`the run stopped at ${out.samplesSeen} stream samples`);
+  return out.result;
+}
+
+/** {@link runStream} with checkpoints, stop requests and resumption from a {@link RunnerSnapshot}. */
+export async function runStreamResumable(input: RunInput): Promise<RunOutcome> {
   const options: RunnerOptions = { ...DEFAULT_RUNNER_OPTIONS, ...input.options };
   checkRunnerOptions(options);
   const { stream, method, memory } = input;
@@ -181,17 +229,75 @@ export async function runStream(input: RunInput): Promise<RunResult> {
     baseline: null,
   };
 
-  emit({
-    type: 'run_start',
-    kind: stream.kind,
-    tasks: T,
-    trainSamples: stream.tasks.reduce((s, t) => s + t.train.length, 0),
-    classes: stream.classNames.length,
-    taskBoundaries: options.taskBoundaries,
-  });
+  let iterCredit = 0;
+  let totalSteps = 0;
+  let nextEval = options.evalPeriod;
+  const every = input.checkpoint?.every ?? 0;
+  if (!Number.isInteger(every) || every < 0) throw new Error(`checkpoint.every: expected an integer ≥ 0, got ${every}`);
+  let nextCheckpoint = every;
+  let elapsedBefore = 0;
+
+  const start = input.resume;
+  if (start) {
+    checkSnapshot(start, stream);
+    for (const y of start.exposed) {
+      exposedSet.add(y);
+      exposed.push(y);
+    }
+    samplesSeen = start.samplesSeen;
+    batchIndex = start.batchIndex;
+    iterCredit = start.iterCredit;
+    totalSteps = start.totalSteps;
+    nextEval = start.nextEval;
+    nextCheckpoint = start.nextCheckpoint;
+    Object.assign(log, structuredClone(start.log));
+    Object.assign(timings, start.timings);
+    elapsedBefore = start.timings['total'] ?? 0;
+    dataRng.restore(start.rngs.data, 'runner state.rngs.data');
+    memRng.restore(start.rngs.memory, 'runner state.rngs.memory');
+    methodRng.restore(start.rngs.method, 'runner state.rngs.method');
+    evalRng.restore(start.rngs.eval, 'runner state.rngs.eval');
+  } else {
+    emit({
+      type: 'run_start',
+      kind: stream.kind,
+      tasks: T,
+      trainSamples: stream.tasks.reduce((s, t) => s + t.train.length, 0),
+      classes: stream.classNames.length,
+      taskBoundaries: options.taskBoundaries,
+    });
+  }
   const tStart = now();
 
-  if (options.baseline) {
+  const snapshot = (pos: { task: number; offset: number; started: boolean }): RunnerSnapshot => ({
+    format: 'moeclip.runner-state',
+    version: 1,
+    ...pos,
+    samplesSeen,
+    batchIndex,
+    exposed: [...exposed],
+    iterCredit,
+    totalSteps,
+    nextEval,
+    nextCheckpoint,
+    log: structuredClone(log),
+    timings: { ...timings, total: elapsedBefore + (now() - tStart) },
+    rngs: { data: dataRng.snapshot(), memory: memRng.snapshot(), method: methodRng.snapshot(), eval: evalRng.snapshot() },
+  });
+  /** A checkpoint when due, then a stop when asked for: the outcome to return, or null to go on. */
+  const pause = async (pos: { task: number; offset: number; started: boolean }, due: boolean): Promise<RunOutcome | null> => {
+    let saved = false;
+    if (due && every > 0 && samplesSeen >= nextCheckpoint && input.checkpoint) {
+      nextCheckpoint = (Math.floor(samplesSeen / every) + 1) * every;
+      await input.checkpoint.save(snapshot(pos));
+      saved = true;
+    }
+    if (!input.shouldStop?.()) return null;
+    if (!saved && input.checkpoint) await input.checkpoint.save(snapshot(pos));
+    return { kind: 'stopped', samplesSeen, task: pos.task, batches: batchIndex, checkpointed: input.checkpoint !== undefined };
+  };
+
+  if (options.baseline && !start) {
     const t0 = now();
     const round = new EvalRound(stream, method, options.evalBatchSize, evalRng, predictCtx('baseline'));
     const accs: Array<number | null> = [];
@@ -209,24 +315,23 @@ export async function runStream(input: RunInput): Promise<RunResult> {
     emit({ type: 'baseline', accuracies: accs });
   }
 
-  let iterCredit = 0;
-  let totalSteps = 0;
-  let nextEval = options.evalPeriod;
-
-  for (let t = 0; t < T; t++) {
+  for (let t = start ? start.task : 0; t < T; t++) {
     currentTask = t;
     const task = stream.tasks[t]!;
-    emit({ type: 'task_start', task: t, name: task.name, size: task.train.length, classes: [...task.classes] });
     const info = taskInfo(task);
-    if (options.taskBoundaries && method.beginTask) {
-      const t0 = now();
-      await method.beginTask(info, taskCtx());
-      const ms = now() - t0;
-      addTime('begin_task', ms);
-      emit({ type: 'phase', name: 'begin_task', ms, task: t, samplesSeen });
+    const resumed = start !== undefined && t === start.task && start.started;
+    if (!resumed) {
+      emit({ type: 'task_start', task: t, name: task.name, size: task.train.length, classes: [...task.classes] });
+      if (options.taskBoundaries && method.beginTask) {
+        const t0 = now();
+        await method.beginTask(info, taskCtx());
+        const ms = now() - t0;
+        addTime('begin_task', ms);
+        emit({ type: 'phase', name: 'begin_task', ms, task: t, samplesSeen });
+      }
     }
 
-    for (let s = 0; s < task.train.length; s += options.batchSize) {
+    for (let s = start !== undefined && t === start.task ? start.offset : 0; s < task.train.length; s += options.batchSize) {
       const items = task.train.slice(s, s + options.batchSize);
       const labels = Int32Array.from(items, (i) => i.label);
       const newClasses: number[] = [];
@@ -327,6 +432,9 @@ export async function runStream(input: RunInput): Promise<RunResult> {
         nextEval = (Math.floor(samplesSeen / options.evalPeriod) + 1) * options.evalPeriod;
         addTime('eval', now() - t0);
       }
+
+      const stop = await pause({ task: t, offset: s + options.batchSize, started: true }, true);
+      if (stop) return stop;
     }
 
     if (options.taskBoundaries && method.endTask) {
@@ -362,10 +470,25 @@ export async function runStream(input: RunInput): Promise<RunResult> {
     log.classAcc.push(classAcc);
     addTime('eval', now() - t0);
     emit({ type: 'task_end', task: t, samplesSeen, accuracy: pooled, n: test.length, row: [...row], classAcc });
+    if (t + 1 < T) {
+      const stop = await pause({ task: t + 1, offset: 0, started: false }, false);
+      if (stop) return stop;
+    }
   }
 
-  timings['total'] = now() - tStart;
+  timings['total'] = elapsedBefore + (now() - tStart);
   const metrics = computeMetrics(log);
   emit({ type: 'run_end', samplesSeen, metrics, timings: { ...timings } });
-  return { log, metrics, timings, samplesSeen, batches: batchIndex, steps: totalSteps, cost: method.describeCost(), options };
+  return { kind: 'finished', result: { log, metrics, timings, samplesSeen, batches: batchIndex, steps: totalSteps, cost: method.describeCost(), options } };
+}
+
+/** Checks that a snapshot fits the stream (format, task index, offset); errors name the field. */
+function checkSnapshot(s: RunnerSnapshot, stream: Stream): void {
+  const where = 'runner state';
+  if (typeof s !== 'object' || s === null || s.format !== 'moeclip.runner-state') throw new Error(`${where}.format: expected 'moeclip.runner-state'`);
+  if (s.version !== 1) throw new Error(`${where}.version: unsupported version ${JSON.stringify(s.version)}`);
+  const T = stream.tasks.length;
+  if (!Number.isInteger(s.task) || s.task < 0 || s.task >= T) throw new Error(`${where}.task: ${s.task} is not a task of this stream (${T} tasks)`);
+  if (!Number.isInteger(s.offset) || s.offset < 0 || (!s.started && s.offset !== 0)) throw new Error(`${where}.offset: ${s.offset} does not start a batch of task ${s.task}`);
+  if (!Array.isArray(s.log?.matrix) || s.log.matrix.length !== T) throw new Error(`${where}.log.matrix: expected ${T} rows (the stream has ${T} tasks)`);
 }

@@ -44,6 +44,11 @@ export interface ResidentTrainStateSnapshot {
   t: Record<string, number>;
   /** Params and slots by name (`w`, `w.m`, `w.v`, …; not `w.t`). */
   tensors: Record<string, TensorData>;
+  /**
+   * Per-row step counters `<p>.t` [E, 1, …] (stacked experts, see `buildTrainStep`'s `rowCounters`), by counter
+   * name; parameters not listed have the scalar counter of `t`. Absent in snapshots without per-row counters.
+   */
+  counters?: Record<string, TensorData>;
 }
 
 interface ParamInfo {
@@ -303,7 +308,11 @@ export class ResidentTrainState {
       names.push(p, ...info.slots);
     }
     const tensors = names.length > 0 ? await this.engine.getTensors(this.store, names) : {};
-    return { optimizer: this.optimizer, momentum: this.momentum, t, tensors };
+    const info = this.engine.storeInfo(this.store);
+    const rowCounters = [...this.params.keys()].map((p) => `${p}.t`).filter((n) => (info.get(n)?.dims.length ?? 0) > 0);
+    if (rowCounters.length === 0) return { optimizer: this.optimizer, momentum: this.momentum, t, tensors };
+    const counters = await this.engine.getTensors(this.store, rowCounters);
+    return { optimizer: this.optimizer, momentum: this.momentum, t, tensors, counters };
   }
 
   /**
@@ -350,6 +359,17 @@ export class ResidentTrainState {
       if (extra.length > 0) throw new Error(`${where}.tensors: unexpected tensors ${extra.join(', ')}`);
       const counters: Record<string, TensorData> = {};
       for (const [p, info] of next) counters[`${p}.t`] = scalar('float32', info.t);
+      for (const [n, c] of Object.entries(s.counters ?? {})) {
+        const p = n.endsWith('.t') ? n.slice(0, -2) : '';
+        const info = next.get(p);
+        if (!info) throw new Error(`${where}.counters: '${n}' is not the counter of a parameter of the snapshot`);
+        checkTensor(c, `${where}.counters['${n}']`);
+        const rowDims = [info.dims[0], ...info.dims.slice(1).map(() => 1)];
+        if (c.dtype !== 'float32' || !sameDims(c.dims, rowDims as number[])) {
+          throw new Error(`${where}.counters['${n}']: is ${c.dtype} [${c.dims.join(', ')}], expected float32 [${rowDims.join(', ')}] (one count per row of '${p}')`);
+        }
+        counters[n] = c;
+      }
       const old = this.stateNames;
       this.params.clear();
       for (const [p, info] of next) this.params.set(p, info);
@@ -357,7 +377,7 @@ export class ResidentTrainState {
       if (old.length > 0) ops.push(this.engine.deleteTensors(this.store, old));
       if (next.size > 0) {
         ops.push(this.engine.putTensors(this.store, put));
-        ops.push(this.engine.putTensors(this.store, counters, { transfer: true }));
+        ops.push(this.engine.putTensors(this.store, counters));
       }
       return Promise.all(ops).then(() => undefined);
     } catch (e) {

@@ -5,6 +5,12 @@
  */
 export type RngState = readonly [number, number, number, number];
 
+/** The full state of an {@link Rng}: the generator words and the cached second normal of Box–Muller. */
+export interface RngSnapshot {
+  state: number[];
+  spare: number | null;
+}
+
 function splitmix32(seed: number): () => number {
   let s = seed >>> 0;
   return () => {
@@ -42,6 +48,23 @@ export class Rng {
     }
     this.s.set(state);
     this.spareNormal = null;
+  }
+
+  /** The full state (generator words and the cached normal), JSON-able; {@link restore} continues from it exactly. */
+  snapshot(): RngSnapshot {
+    return { state: [...this.getState()], spare: this.spareNormal };
+  }
+
+  /** Continues from a {@link snapshot}; `where` names the snapshot in errors. */
+  restore(snap: RngSnapshot, where = 'rng'): void {
+    if (typeof snap !== 'object' || snap === null || !Array.isArray(snap.state)) throw new Error(`${where}: expected { state, spare }`);
+    if (!(snap.spare === null || (typeof snap.spare === 'number' && Number.isFinite(snap.spare)))) throw new Error(`${where}.spare: expected a finite number or null`);
+    try {
+      this.setState(snap.state as unknown as RngState);
+    } catch (e) {
+      throw new Error(`${where}.state: ${(e as Error).message}`);
+    }
+    this.spareNormal = snap.spare;
   }
 
   /** Next raw unsigned 32-bit integer. */

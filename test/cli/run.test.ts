@@ -78,8 +78,8 @@ test('moeclip run on a tiny config writes a complete run folder and prints the t
 
     // a second run into the same folder is refused; --set with evalFutureTasks fills the matrix and the baseline
     const again = captureIO();
-    assert.equal(await main(['run', cfg, '--out', out], again), 1);
-    assert.match(again.err, /already holds a run/);
+    assert.equal(await main(['run', cfg, '--out', out], again), 2);
+    assert.match(again.err, /already holds a run; choose another output folder \(--out DIR\) or pass --overwrite to replace it/);
     const out2 = join(dir, 'out2');
     const io2 = captureIO();
     assert.equal(await main(['run', cfg, '--out', out2, '--set', 'run.evalFutureTasks=true'], io2), 0, io2.err);

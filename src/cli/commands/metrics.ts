@@ -10,6 +10,7 @@ import { UsageError } from '../command.ts';
 import { matrixMetrics } from '../../eval/metrics.ts';
 import { parseMatrixCsv } from '../../report/csv.ts';
 import { recomputeMetrics } from '../../report/run-folder.ts';
+import { assertFinishedRun } from '../../run/checkpoint.ts';
 import { formatValue } from '../../report/table.ts';
 
 const USAGE = `usage: moeclip metrics --matrix FILE.csv [--json]
@@ -37,6 +38,7 @@ const metrics: Command = {
       result = { ...matrixMetrics(A) };
     } else {
       const run = values.run!;
+      await asUsageError(() => assertFinishedRun(run));
       result = { ...(await asUsageError(() => recomputeMetrics(run), { prefix: `${run}: ` })) };
     }
     if (values.json) {
