@@ -8,8 +8,10 @@
  *   method: { name: ncm, ... }     # method name + that method's options (its own schema)
  *   run:
  *     batchSize: 16                # incoming samples per stream batch
- *     onlineIter: 1                # training steps per incoming batch (fractional accumulates)
+ *     onlineIter: 1                # training steps per incoming batch (fractional: see onlineIterRule)
+ *     onlineIterRule: accumulate   # accumulate (CLIB's credit rule) | truncate (Si-Blurry: ⌊onlineIter⌋)
  *     evalPeriod: 1000             # anytime evaluation every N samples (0 = off)
+ *     anytimeCadence: reference    # reference (LifeLong-CLIP: seen > threshold) | multiples (former rule)
  *     evalBatchSize: 64            # test images per predict call
  *     taskBoundaries: true         # call beginTask/endTask
  *     evalFutureTasks: false       # fill the whole accuracy matrix (Transfer, FWT)
@@ -41,6 +43,10 @@ export const RunSectionSchema = z.strictObject({
   batchSize: posInt().default(16),
   onlineIter: z.number({ error: 'expected a positive number' }).positive({ error: 'expected a positive number' }).default(1),
   evalPeriod: nonNegInt().default(1000),
+  /** When an anytime point is due: `reference` (LifeLong-CLIP: samples seen > threshold, threshold += period) or `multiples` (the former rule: ≥, next multiple). */
+  anytimeCadence: z.enum(['reference', 'multiples']).default('reference'),
+  /** Fractional onlineIter: `accumulate` (CLIB's credit rule, per batch) or `truncate` (Si-Blurry: ⌊onlineIter⌋ steps). */
+  onlineIterRule: z.enum(['accumulate', 'truncate']).default('accumulate'),
   evalBatchSize: posInt().default(64),
   taskBoundaries: z.boolean({ error: 'expected true or false' }).default(true),
   evalFutureTasks: z.boolean({ error: 'expected true or false' }).default(false),

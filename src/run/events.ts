@@ -41,6 +41,8 @@ export interface BatchEvent {
   newClasses: number[];
   /** Mean loss over the steps, when the method reports one. */
   loss?: number;
+  /** Wall time of the batch: prequential prediction, training steps, memory update (ms). */
+  ms: number;
   info?: Record<string, number | string | boolean>;
 }
 
@@ -83,6 +85,21 @@ export interface PhaseEvent {
   samplesSeen: number;
 }
 
+/**
+ * The method's parameter counts (cost.json's fields) at the start, after every anytime point and every task end,
+ * with the process's resident set size: parameters, experts per block and memory over the stream.
+ */
+export interface CostEvent {
+  type: 'cost';
+  task: number;
+  samplesSeen: number;
+  trainableParams: number;
+  totalParams: number;
+  extra: Record<string, number>;
+  /** Resident set size of the process, MiB (not reproducible: differs between runs). */
+  rssMB: number;
+}
+
 export interface RunEndEvent {
   type: 'run_end';
   samplesSeen: number;
@@ -99,6 +116,7 @@ export type RunEvent =
   | BaselineEvent
   | TaskEndEvent
   | PhaseEvent
+  | CostEvent
   | RunEndEvent;
 
 /** A run continues from a checkpoint (told to `onEvent` only; not written to events.jsonl). */

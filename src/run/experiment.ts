@@ -26,7 +26,9 @@ export function runnerOptionsFor(config: RunConfig, stream: Pick<Stream, 'kind'>
   return {
     batchSize: r.batchSize,
     onlineIter: r.onlineIter,
+    onlineIterRule: r.onlineIterRule,
     evalPeriod: r.evalPeriod,
+    anytimeCadence: r.anytimeCadence,
     evalBatchSize: r.evalBatchSize,
     taskBoundaries: r.taskBoundaries,
     memoryBatchSize: r.memory.capacity > 0 ? r.memory.batchSize : 0,
@@ -47,6 +49,8 @@ export interface ExperimentOptions {
   /** Write a run folder here (created; must not hold a previous run unless `overwrite`). */
   outDir?: string;
   overwrite?: boolean;
+  /** Write `plots/*.svg` into the run folder at the end (default true). */
+  plots?: boolean;
   /** Receives every runner event (after it is logged to the run folder). */
   onEvent?: (e: RunEvent) => void;
   /** Receives the control events: a resumption, each checkpoint written. */
@@ -228,6 +232,8 @@ async function execute(loaded: LoadedConfig, opts: ExperimentOptions, cp: RunChe
     }
     const { result } = outcome;
     folder?.finish(config.method.name, result);
+    // the run's charts (src/report/plots.ts; vega is loaded only when a folder is written)
+    if (outDir && opts.plots !== false) await (await import('../report/plots.ts')).writeRunPlots(outDir);
     if (outDir) rmSync(join(outDir, CHECKPOINT_DIR), { recursive: true, force: true });
     return { result, stream, resolved, ...(outDir ? { outDir } : {}) };
   } finally {

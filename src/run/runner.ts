@@ -6,11 +6,12 @@
  *   1. newly seen labels join `exposedClasses` (order of first appearance);
  *   2. prequential prediction on the batch (test transform) among the exposed classes — including this batch's
  *      labels, whose names arrive with the batch — BEFORE any training: the online accuracy;
- *   3. `steps` training steps (`onlineIter`; a fractional value accumulates, e.g. 0.5 → a step every second
- *      batch, as in Si-Blurry); each step re-materialises the batch with the train transform (fresh
+ *   3. `steps` training steps (`onlineIter`; a fractional value accumulates by default, CLIB's credit rule,
+ *      e.g. 0.5 → a step every second batch; `onlineIterRule: truncate` is Si-Blurry's ⌊onlineIter⌋); each step re-materialises the batch with the train transform (fresh
  *      augmentation) and concatenates `memoryBatchSize` replay samples drawn from the memory;
  *   4. the incoming samples are offered to the replay memory (reservoir by default);
- *   5. anytime evaluation once `samplesSeen` reaches the next multiple of `evalPeriod`, on the test samples of
+ *   5. anytime evaluation when due (`anytimeCadence`: by default the reference's, once `samplesSeen` exceeds a
+ *      threshold that then rises by `evalPeriod`; src/eval/protocol.ts), on the test samples of
  *      all exposed classes (domain streams: of the tasks seen so far), among the exposed classes.
  * At the end of each task (whether or not the method sees boundaries — these are the metrics' sampling
  * points): the pooled accuracy and per-class accuracies on the exposed classes' test samples (classified among
@@ -35,14 +36,19 @@ import { countCorrect, classTally } from '../eval/accuracy.ts';
 import { Rng, type RngSnapshot } from '../util/rng.ts';
 import type { RunEvent } from './events.ts';
 import { EvalRound, dedupe } from './evaluator.ts';
+import { AnytimeSchedule, StepCredit, type AnytimeCadence, type OnlineIterRule } from '../eval/protocol.ts';
 
 export interface RunnerOptions {
   /** Incoming stream samples per batch. */
   batchSize: number;
-  /** Training steps per incoming batch (`online_iter`); fractional values accumulate across batches. */
+  /** Training steps per incoming batch (`online_iter`); see `onlineIterRule` for fractional values. */
   onlineIter: number;
+  /** How a fractional `onlineIter` becomes steps (src/eval/protocol.ts): `accumulate` (CLIB) or `truncate` (Si-Blurry). */
+  onlineIterRule: OnlineIterRule;
   /** Anytime evaluation every this many stream samples; 0 disables it. */
   evalPeriod: number;
+  /** When an anytime point is due (src/eval/protocol.ts): `reference` (LifeLong-CLIP) or `multiples`. */
+  anytimeCadence: AnytimeCadence;
   /** Test images per `predict` call. */
   evalBatchSize: number;
   /** Whether the method is told about task boundaries (`beginTask`/`endTask`). */
@@ -60,7 +66,9 @@ export interface RunnerOptions {
 export const DEFAULT_RUNNER_OPTIONS: RunnerOptions = {
   batchSize: 16,
   onlineIter: 1,
+  onlineIterRule: 'accumulate',
   evalPeriod: 1000,
+  anytimeCadence: 'reference',
   evalBatchSize: 64,
   taskBoundaries: true,
   memoryBatchSize: 0,
@@ -148,8 +156,9 @@ export function checkRunnerOptions(o: RunnerOptions): void {
   };
   posInt('batchSize');
   posInt('evalBatchSize');
-  if (!(o.onlineIter > 0) || !Number.isFinite(o.onlineIter)) throw new Error(`run.onlineIter: expected a positive number, got ${o.onlineIter}`);
-  if (!Number.isInteger(o.evalPeriod) || o.evalPeriod < 0) throw new Error(`run.evalPeriod: expected an integer ≥ 0, got ${o.evalPeriod}`);
+  // the protocol classes validate onlineIter, onlineIterRule, evalPeriod and anytimeCadence (errors name them)
+  new StepCredit(o.onlineIter, o.onlineIterRule);
+  new AnytimeSchedule(o.evalPeriod, o.anytimeCadence);
   if (!Number.isInteger(o.memoryBatchSize) || o.memoryBatchSize < 0) {
     throw new Error(`run.memory.batchSize: expected an integer ≥ 0, got ${o.memoryBatchSize}`);
   }
@@ -229,9 +238,9 @@ export async function runStreamResumable(input: RunInput): Promise<RunOutcome> {
     baseline: null,
   };
 
-  let iterCredit = 0;
+  let credit = new StepCredit(options.onlineIter, options.onlineIterRule);
   let totalSteps = 0;
-  let nextEval = options.evalPeriod;
+  let schedule = new AnytimeSchedule(options.evalPeriod, options.anytimeCadence);
   const every = input.checkpoint?.every ?? 0;
   if (!Number.isInteger(every) || every < 0) throw new Error(`checkpoint.every: expected an integer ≥ 0, got ${every}`);
   let nextCheckpoint = every;
@@ -246,9 +255,9 @@ export async function runStreamResumable(input: RunInput): Promise<RunOutcome> {
     }
     samplesSeen = start.samplesSeen;
     batchIndex = start.batchIndex;
-    iterCredit = start.iterCredit;
+    credit = new StepCredit(options.onlineIter, options.onlineIterRule, start.iterCredit);
     totalSteps = start.totalSteps;
-    nextEval = start.nextEval;
+    schedule = new AnytimeSchedule(options.evalPeriod, options.anytimeCadence, start.nextEval);
     nextCheckpoint = start.nextCheckpoint;
     Object.assign(log, structuredClone(start.log));
     Object.assign(timings, start.timings);
@@ -268,6 +277,12 @@ export async function runStreamResumable(input: RunInput): Promise<RunOutcome> {
     });
   }
   const tStart = now();
+  /** The method's parameter counts now (after a task end, a merge, an anytime point) and the process RSS. */
+  const emitCost = (task: number) => {
+    const c = method.describeCost();
+    emit({ type: 'cost', task, samplesSeen, trainableParams: c.trainableParams, totalParams: c.totalParams, extra: { ...(c.extra ?? {}) }, rssMB: Math.round(process.memoryUsage.rss() / 2 ** 20) });
+  };
+  if (!start) emitCost(0);
 
   const snapshot = (pos: { task: number; offset: number; started: boolean }): RunnerSnapshot => ({
     format: 'moeclip.runner-state',
@@ -276,9 +291,9 @@ export async function runStreamResumable(input: RunInput): Promise<RunOutcome> {
     samplesSeen,
     batchIndex,
     exposed: [...exposed],
-    iterCredit,
+    iterCredit: credit.credit,
     totalSteps,
-    nextEval,
+    nextEval: schedule.threshold,
     nextCheckpoint,
     log: structuredClone(log),
     timings: { ...timings, total: elapsedBefore + (now() - tStart) },
@@ -344,7 +359,8 @@ export async function runStreamResumable(input: RunInput): Promise<RunOutcome> {
       }
 
       // prequential: predict before training
-      let t0 = now();
+      const tBatch = now();
+      let t0 = tBatch;
       const testImages = materialize(items, stream.tasks, false, evalRng);
       const preds = await method.predict(testImages, [...exposed], predictCtx('online'));
       if (preds.length !== items.length) {
@@ -355,9 +371,7 @@ export async function runStreamResumable(input: RunInput): Promise<RunOutcome> {
       addTime('online_eval', now() - t0);
 
       // training steps
-      iterCredit += options.onlineIter;
-      const steps = Math.floor(iterCredit + 1e-9);
-      iterCredit -= steps;
+      const steps = credit.next();
       totalSteps += steps;
       const exposedNow: readonly number[] = [...exposed];
       const replayCounts: number[] = [];
@@ -405,6 +419,7 @@ export async function runStreamResumable(input: RunInput): Promise<RunOutcome> {
       samplesSeen += items.length;
       emit({
         type: 'batch',
+        ms: now() - tBatch,
         task: t,
         batch: batchIndex,
         n: items.length,
@@ -419,7 +434,7 @@ export async function runStreamResumable(input: RunInput): Promise<RunOutcome> {
       batchIndex++;
 
       // anytime evaluation
-      if (options.evalPeriod > 0 && samplesSeen >= nextEval) {
+      if (schedule.due(samplesSeen)) {
         t0 = now();
         const test = exposedTestItems();
         if (test.length > 0) {
@@ -429,8 +444,8 @@ export async function runStreamResumable(input: RunInput): Promise<RunOutcome> {
           log.anytime.push({ samplesSeen, accuracy: acc });
           emit({ type: 'eval', samplesSeen, accuracy: acc, n: test.length, exposed: exposed.length });
         }
-        nextEval = (Math.floor(samplesSeen / options.evalPeriod) + 1) * options.evalPeriod;
         addTime('eval', now() - t0);
+        emitCost(t);
       }
 
       const stop = await pause({ task: t, offset: s + options.batchSize, started: true }, true);
@@ -470,6 +485,7 @@ export async function runStreamResumable(input: RunInput): Promise<RunOutcome> {
     log.classAcc.push(classAcc);
     addTime('eval', now() - t0);
     emit({ type: 'task_end', task: t, samplesSeen, accuracy: pooled, n: test.length, row: [...row], classAcc });
+    emitCost(t);
     if (t + 1 < T) {
       const stop = await pause({ task: t + 1, offset: 0, started: false }, false);
       if (stop) return stop;

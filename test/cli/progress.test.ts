@@ -120,7 +120,7 @@ function ttyIO(isTTY: boolean): CliIO & { err: string } {
 const METRICS = { A_auc: null, A_avg: 0.5, A_last: 0.5, F_last: null, online: 0.5, transfer: null, average: null, last: null, bwt: null, forgetting: null, fwt: null } as RunMetrics;
 
 function events(): RunEvent[] {
-  const batch = (task: number, batch: number, samplesSeen: number): RunEvent => ({ type: 'batch', task, batch, n: 5, correct: 2, samplesSeen, steps: 1, replay: [0], newClasses: [] });
+  const batch = (task: number, batch: number, samplesSeen: number): RunEvent => ({ type: 'batch', task, batch, n: 5, correct: 2, samplesSeen, steps: 1, replay: [0], newClasses: [], ms: 3 });
   return [
     { type: 'run_start', kind: 'class-incremental', tasks: 2, trainSamples: 20, classes: 4, taskBoundaries: true },
     { type: 'task_start', task: 0, name: 'toy classes 0–1', size: 10, classes: [0, 1] },

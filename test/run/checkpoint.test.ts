@@ -50,7 +50,7 @@ const events = (dir: string) =>
     .trim()
     .split('\n')
     .map((l) => {
-      const { ms: _ms, timings: _t, ...rest } = JSON.parse(l) as Record<string, unknown>;
+      const { ms: _ms, timings: _t, rssMB: _r, ...rest } = JSON.parse(l) as Record<string, unknown>;
       return rest;
     });
 

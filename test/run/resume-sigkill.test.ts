@@ -2,7 +2,7 @@
  * Checkpoint and resume through the CLI, as a user's run dies: `moeclip run` in a child process (1 thread, a tiny
  * random CLIP, MNIST-layout files) is SIGKILLed after a checkpoint, then `moeclip run --resume` finishes it.
  * The resumed run folder must equal an uninterrupted run's: metrics.json byte for byte, every CSV byte for
- * byte, and events.jsonl once the timing fields (`ms`, `timings`) are removed.
+ * byte, and events.jsonl once the timing and memory fields (`ms`, `timings`, `rssMB`) are removed.
  * - moe-adapters with a router per task, activate-freeze and DDAS, killed mid-task;
  * - cm-moe across a merge: the checkpoint falls at the end of task 3, before its end-of-task merge, the kill after
  *   the merge has run (so the resumed run merges again from the checkpointed state).
@@ -131,7 +131,9 @@ const withoutTimes = (file: string) =>
     .trim()
     .split('\n')
     .map((l) => {
-      const { ms: _ms, timings: _t, ...rest } = JSON.parse(l) as Record<string, unknown>;
+      const { ms: _ms, timings: _t, rssMB: _r, ...rest } = JSON.parse(l) as Record<string, unknown>;
+      // cost events: the method's own timings (e.g. cm-moe's mergeMs) are wall time too
+      if (rest['type'] === 'cost') rest['extra'] = Object.fromEntries(Object.entries(rest['extra'] as Record<string, number>).filter(([k]) => !k.endsWith('Ms')));
       return rest;
     });
 

@@ -77,6 +77,7 @@ test('prequential accuracy is measured before training; end-of-task rows; event 
   const types = events.map((e) => e.type);
   assert.deepEqual(types, [
     'run_start',
+    'cost',
     'task_start',
     'phase', // begin_task
     'batch',
@@ -84,6 +85,7 @@ test('prequential accuracy is measured before training; end-of-task rows; event 
     'batch',
     'phase', // end_task
     'task_end',
+    'cost',
     'task_start',
     'phase',
     'batch',
@@ -91,8 +93,20 @@ test('prequential accuracy is measured before training; end-of-task rows; event 
     'batch',
     'phase',
     'task_end',
+    'cost',
     'run_end',
   ]);
+  // the cost events carry the method's counts and where in the stream they were taken
+  const costs = events.filter((e) => e.type === 'cost');
+  // (the Memoriser reports the samples it has stored as its total parameters: counts as of each event)
+  assert.deepEqual(costs.map((e) => (e.type === 'cost' ? [e.task, e.samplesSeen, e.trainableParams, e.totalParams] : [])), [
+    [0, 0, 0, 0],
+    [0, 12, 0, 12],
+    [1, 24, 0, 24],
+  ]);
+  assert.ok(costs.every((e) => e.type === 'cost' && e.rssMB > 0));
+  // every batch event has its wall time
+  assert.ok(events.every((e) => e.type !== 'batch' || (Number.isFinite(e.ms) && e.ms >= 0)));
   assert.deepEqual(m.calls, ['begin0', 'end0', 'begin1', 'end1']);
   // predictions for evaluation come in chunks of at most evalBatchSize
   assert.ok(m.predicts.filter((p) => p.purpose === 'task_end').every((p) => p.n <= 5));
@@ -192,10 +206,14 @@ test('anytime evaluation schedule, exposed-class test sets, future-task matrix a
     method: m,
     memory: null,
     rng: 4,
-    options: { batchSize: 4, onlineIter: 1, evalPeriod: 6, evalFutureTasks: true, baseline: true },
+    options: { batchSize: 4, onlineIter: 1, evalPeriod: 6, anytimeCadence: 'multiples', evalFutureTasks: true, baseline: true },
     onEvent: (e) => events.push(e),
   });
-  // marks 6, 12, 18 are reached after the batches ending at 8, 12, 20
+  // the reference cadence (the default): samples seen must EXCEED the threshold 6, which then rises by 6:
+  // 8 > 6 (→ 12), 12 is not > 12, 16 > 12 (→ 18), 20 > 18 (→ 24)
+  const ref = await runStream({ stream, method: new Memoriser(), memory: null, rng: 4, options: { batchSize: 4, onlineIter: 1, evalPeriod: 6 } });
+  assert.deepEqual(ref.log.anytime.map((p) => p.samplesSeen), [8, 16, 20]);
+  // `multiples`: marks 6, 12, 18 are reached (≥) after the batches ending at 8, 12, 20
   assert.deepEqual(r.log.anytime.map((p) => p.samplesSeen), [8, 12, 20]);
   const evals = events.filter((e) => e.type === 'eval');
   // exposed classes then: {0,1} (6 test images), {0,1}, {0,1,2,3} (12 test images)
@@ -207,7 +225,7 @@ test('anytime evaluation schedule, exposed-class test sets, future-task matrix a
   // the whole matrix is filled and the baseline (b_i) was evaluated before training
   assert.ok(r.log.matrix.every((row) => row.every((v) => v === 0)));
   assert.deepEqual(r.log.baseline, [0, 0]);
-  assert.equal(events[1]!.type, 'baseline');
+  assert.deepEqual(events.slice(0, 3).map((e) => e.type), ['run_start', 'cost', 'baseline']);
   assert.equal(r.metrics.transfer, 0);
   assert.equal(r.metrics.fwt, 0);
   // future task 1 at the end of task 0 is classified among exposed ∪ its own classes
@@ -223,7 +241,7 @@ test('anytime evaluation schedule, exposed-class test sets, future-task matrix a
 test('task-incremental candidates and a domain stream keep per-task test images apart', async () => {
   const stream = makeStream(train, testOther, [[0, 1], [0, 1]], { kind: 'domain' });
   const m = new Memoriser();
-  const r = await runStream({ stream, method: m, memory: null, rng: 5, options: { batchSize: 6, evalPeriod: 12, evalCandidates: 'task' } });
+  const r = await runStream({ stream, method: m, memory: null, rng: 5, options: { batchSize: 6, evalPeriod: 12, anytimeCadence: 'multiples', evalCandidates: 'task' } });
   // domain: the anytime set at 12 samples is task 0's test images only (6); at 24 both tasks' (12)
   const anytime = m.predicts.filter((p) => p.purpose === 'anytime');
   assert.equal(anytime.reduce((s, p) => s + p.n, 0), 6 + 12);
