@@ -1,0 +1,94 @@
+/**
+ * Numbers read off a run's event log (events.jsonl) that the metrics do not cover: how well a task-free run found
+ * the true task boundaries, and whether the process's memory stayed flat over the stream.
+ */
+
+/** The fields of run events these reports read (events.jsonl lines, see src/run/events.ts). */
+export interface LoggedEvent {
+  type: string;
+  task?: number;
+  samplesSeen?: number;
+  n?: number;
+  info?: Record<string, unknown>;
+  rssMB?: number;
+}
+
+export interface BoundaryReport {
+  /** True boundaries: the stream position (samples seen before it) of the first batch of every task after the first. */
+  trueBoundaries: number;
+  /** Batches flagged by the method (`info.boundary` = `new` | `reenter`). */
+  detected: number;
+  matched: number;
+  missed: number;
+  /** Detections that match no true boundary (a second detection of one boundary counts here too). */
+  falseBoundaries: number;
+  /**
+   * Delay of matched detections, in stream samples: samples of the new task seen before the flagged batch
+   * (0 = detected on the new task's first batch).
+   */
+  meanDelaySamples: number | null;
+  maxDelaySamples: number | null;
+  kinds: string[];
+}
+
+/**
+ * Matches detections to true boundaries: a detection on the batch starting at stream position `d` (samples seen
+ * before it) matches the latest true boundary `b ≤ d` if that boundary is not matched yet (so a detection after
+ * the next boundary can only match the next one); anything else is a false boundary.
+ */
+export function boundaryReport(events: readonly LoggedEvent[]): BoundaryReport {
+  const batches = events.filter((e) => e.type === 'batch');
+  const truth: number[] = [];
+  const detected: { at: number; kind: string }[] = [];
+  let prevTask = batches[0]?.task ?? 0;
+  for (const b of batches) {
+    const start = (b.samplesSeen ?? 0) - (b.n ?? 0);
+    if (b.task !== prevTask) truth.push(start);
+    prevTask = b.task ?? prevTask;
+    const kind = b.info?.['boundary'];
+    if (typeof kind === 'string') detected.push({ at: start, kind });
+  }
+  const delays: number[] = [];
+  const matched = new Set<number>();
+  let falseBoundaries = 0;
+  let k = -1;
+  for (const d of detected) {
+    while (k + 1 < truth.length && truth[k + 1]! <= d.at) k++;
+    if (k >= 0 && !matched.has(k)) {
+      matched.add(k);
+      delays.push(d.at - truth[k]!);
+    } else falseBoundaries++;
+  }
+  return {
+    trueBoundaries: truth.length,
+    detected: detected.length,
+    matched: matched.size,
+    missed: truth.length - matched.size,
+    falseBoundaries,
+    meanDelaySamples: delays.length > 0 ? delays.reduce((a, b) => a + b, 0) / delays.length : null,
+    maxDelaySamples: delays.length > 0 ? Math.max(...delays) : null,
+    kinds: detected.map((d) => d.kind),
+  };
+}
+
+export interface MemoryReport {
+  /** Cost events with an RSS reading. */
+  points: number;
+  peakMB: number | null;
+  /** Over the points in the last half of the stream (samples seen ≥ half of the last point's). */
+  lastHalfMinMB: number | null;
+  lastHalfMaxMB: number | null;
+  /** (max − min) / min over the last half: issue E asks for ≤ 0.10 (flat within ±10 %). */
+  lastHalfSpread: number | null;
+}
+
+/** The process RSS recorded by the runner's cost events (start, anytime points, task ends). */
+export function memoryReport(events: readonly LoggedEvent[]): MemoryReport {
+  const pts = events.filter((e) => e.type === 'cost' && typeof e.rssMB === 'number').map((e) => ({ at: e.samplesSeen ?? 0, mb: e.rssMB! }));
+  if (pts.length === 0) return { points: 0, peakMB: null, lastHalfMinMB: null, lastHalfMaxMB: null, lastHalfSpread: null };
+  const end = Math.max(...pts.map((p) => p.at));
+  const last = pts.filter((p) => p.at >= end / 2).map((p) => p.mb);
+  const lo = Math.min(...last);
+  const hi = Math.max(...last);
+  return { points: pts.length, peakMB: Math.max(...pts.map((p) => p.mb)), lastHalfMinMB: lo, lastHalfMaxMB: hi, lastHalfSpread: lo > 0 ? (hi - lo) / lo : null };
+}
