@@ -122,14 +122,20 @@ function jsMix(h0: bigint): bigint {
   h = (h * C) % M31;
   return (h + h / 65536n) % M31;
 }
-/** The keep decision of element i, re-implemented with BigInt from the documented hash. */
-function jsKeep(i: number, seed: bigint, salt: number, p: number): boolean {
+/** The documented table: 2²¹ entries, true with probability 1 − p, from Rng(0x5eed). */
+function jsTable(p: number): boolean[] {
+  const rng = new Rng(0x5eed);
+  return Array.from({ length: 2 ** 21 }, () => rng.float() >= p);
+}
+const TABLE = jsTable(0.1);
+/** The keep decision of element i of an n-element tensor, re-implemented (BigInt start hash) from the module doc. */
+function jsKeep(i: number, n: number, seed: bigint, salt: number): boolean {
   const sm = ((seed % M31) + M31) % M31;
-  const s = jsMix((sm + BigInt(salt) * 0x1e3779b9n) % M31);
-  return jsMix((BigInt(i) + s) % M31) < BigInt(Math.round((1 - p) * 2 ** 31));
+  const s = Number(jsMix((sm + BigInt(salt) * 0x1e3779b9n) % M31) % (1n << 20n));
+  return TABLE[s + (i % Math.min(n, 2 ** 20))]!;
 }
 
-test('hash dropout: the mask equals the BigInt reference bit for bit; keep rate 0.9, scaling 1/0.9, fresh masks per seed and salt', async () => {
+test('dropout: the mask equals the documented table shift bit for bit; keep rate 0.9, scaling 1/0.9, fresh masks per seed and salt', async () => {
   const shape = [5, 40, 100];
   const n = shape.reduce((a, b) => a * b, 1);
   const rng = new Rng(2);
@@ -148,14 +154,14 @@ test('hash dropout: the mask equals the BigInt reference bit for bit; keep rate 
       const y = out[name]!.data as Float64Array;
       const mask: boolean[] = [];
       for (let i = 0; i < n; i++) {
-        const keep = jsKeep(i, sd, salt, 0.1);
+        const keep = jsKeep(i, n, sd, salt);
         assert.equal(y[i], keep ? x[i]! * (1 / 0.9) : 0, `seed ${sd} salt ${salt} element ${i}`);
         mask.push(keep);
       }
       masks.push(mask);
     }
   }
-  // statistics of the hash (n = 20000): keep rate, independence of neighbours, of seeds and of salts
+  // statistics of the masks (n = 20000): keep rate, independence of neighbours, of seeds and of salts
   const rate = masks[0]!.filter(Boolean).length / n;
   assert.ok(Math.abs(rate - 0.9) < 0.01, `keep rate ${rate}`);
   const both = masks[0]!.filter((v, i) => i + 1 < n && v && masks[0]![i + 1]).length / (n - 1);
@@ -167,6 +173,22 @@ test('hash dropout: the mask equals the BigInt reference bit for bit; keep rate 
   // same seed again: identical output
   const again = await runWith(12345n);
   assert.deepEqual(again['y0']!.data, (await runWith(12345n))['y0']!.data);
+});
+
+test('dropout on a tensor longer than the table window repeats the window (period 2^20) and still matches the reference', async () => {
+  const n = 2 ** 20 + 1000;
+  const g = new Graph({ name: 'dropout-long' });
+  const xt = g.input('x', 'float32', ['n']);
+  const seed = g.input('seed', 'int64', []);
+  g.output(hashDropout(xt, seed, { salt: 3 }), 'y');
+  const s = await engine.session('dropout-long', () => g.toBytes());
+  const out = await engine.run(s, { x: { dtype: 'float32', dims: [n], data: new Float32Array(n).fill(1) }, seed: { dtype: 'int64', dims: [], data: BigInt64Array.of(77n) } });
+  const y = out['y']!.data as Float32Array;
+  const scale = Math.fround(1 / 0.9);
+  let mismatches = 0;
+  for (let i = 0; i < n; i++) if (y[i] !== (jsKeep(i, n, 77n, 3) ? scale : 0)) mismatches++;
+  assert.equal(mismatches, 0);
+  for (let i = 0; i < 1000; i++) assert.equal(y[2 ** 20 + i], y[i]);
 });
 
 // --- gradients of the MoE branch ----------------------------------------------------------------------------
