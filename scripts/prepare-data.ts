@@ -1,13 +1,15 @@
 /**
  * Puts the real datasets where the registry looks for them (`.data/`, git-ignored):
  *
- *   npx tsx scripts/prepare-data.ts [mnist|cifar10|tiny-imagenet|fashion-mnist|digits|all]... [--warm-cache]
+ *   npx tsx scripts/prepare-data.ts [mnist|cifar10|tiny-imagenet|fashion-mnist|digits|wordnet|all]... [--warm-cache]
  *
  * - mnist: symlink `.data/mnist` → `../shared/datasets/mnist` (the official idx .gz files).
  * - cifar10, tiny-imagenet: unpack `../shared/datasets/<name>.tar.gz` into `.data/` with the system `tar`,
  *   once (a `.prepared` marker records a finished unpack).
  * - fashion-mnist: `apt-get download dataset-fashion-mnist` + `dpkg-deb -x`, idx files → `.data/fashion-mnist/`.
  * - digits: `apt-get download python3-sklearn` + `dpkg-deb -x`, `digits.csv.gz` → `.data/digits/`.
+ * - wordnet: `apt-get download wordnet-base` + `dpkg-deb -x`, WordNet 3.0's `data.noun`, `index.noun` and the
+ *   license → `.data/wordnet/` (read by src/data/wordnet.ts for pretraining captions and text pairs).
  * (`apt-get update` runs first when a download fails.) Every step is skipped when its result is present.
  * `--warm-cache` then loads each prepared dataset's splits once, which decodes JPEGs into the pixel cache
  * (Tiny ImageNet's train split takes minutes the first time).
@@ -22,8 +24,9 @@ import { writeFileAtomic } from '../src/io/atomic.ts';
 import { loadDataset, DATASETS } from '../src/data/registry.ts';
 import { labelHistogram } from '../src/data/dataset.ts';
 import { scanImageFolder } from '../src/data/loaders/imagefolder.ts';
+import { WordNet } from '../src/data/wordnet.ts';
 
-const NAMES = ['mnist', 'cifar10', 'tiny-imagenet', 'fashion-mnist', 'digits'] as const;
+const NAMES = ['mnist', 'cifar10', 'tiny-imagenet', 'fashion-mnist', 'digits', 'wordnet'] as const;
 type Name = (typeof NAMES)[number];
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -132,8 +135,36 @@ function prepareDigits(data: string): void {
   log(`digits: copied digits.csv.gz to ${dst}`);
 }
 
+const WORDNET_FILES = ['data.noun', 'index.noun'];
+
+function prepareWordnet(data: string): void {
+  const dst = join(data, 'wordnet');
+  if (WORDNET_FILES.every((f) => existsSync(join(dst, f)))) {
+    log(`wordnet: already present at ${dst}`);
+    return;
+  }
+  const scratch = join(data, '.apt-wordnet');
+  const root = debExtract('wordnet-base', scratch);
+  const src = join(root, 'usr', 'share', 'wordnet');
+  mkdirSync(dst, { recursive: true });
+  for (const f of WORDNET_FILES) {
+    if (!existsSync(join(src, f))) throw new Error(`${join(src, f)}: not in the wordnet-base package`);
+    copyFileSync(join(src, f), join(dst, f));
+  }
+  const license = join(root, 'usr', 'share', 'doc', 'wordnet-base', 'copyright');
+  if (existsSync(license)) copyFileSync(license, join(dst, 'LICENSE'));
+  rmSync(scratch, { recursive: true, force: true });
+  log(`wordnet: copied ${WORDNET_FILES.join(', ')} to ${dst}`);
+}
+
 /** Prints what the registry now sees (idx/csv datasets are loaded; image folders are only listed). */
 async function summarise(name: Name, data: string, warm: boolean): Promise<void> {
+  if (name === 'wordnet') {
+    const t0 = Date.now();
+    const wn = WordNet.load(join(data, 'wordnet'));
+    log(`  wordnet: ${wn.size} noun synsets, read in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+    return;
+  }
   const info = DATASETS[name]!;
   for (const split of info.splits.filter((s) => s !== 'all')) {
     const root = name === 'mnist' ? join(data, 'mnist') : join(data, info.defaultRoot!.replace(/^\.data\//, ''));
@@ -179,7 +210,7 @@ async function main(): Promise<void> {
     },
   });
   if (values.help) {
-    log('usage: npx tsx scripts/prepare-data.ts [mnist|cifar10|tiny-imagenet|fashion-mnist|digits|all]... [--warm-cache] [--shared DIR] [--data DIR]');
+    log('usage: npx tsx scripts/prepare-data.ts [mnist|cifar10|tiny-imagenet|fashion-mnist|digits|wordnet|all]... [--warm-cache] [--shared DIR] [--data DIR]');
     return;
   }
   const shared = resolve(values.shared ?? join(repoRoot, '..', 'shared', 'datasets'));
@@ -196,6 +227,7 @@ async function main(): Promise<void> {
     if (name === 'tiny-imagenet') unpack(shared, data, 'tiny-imagenet-200.tar.gz', 'tiny-imagenet-200', name);
     if (name === 'fashion-mnist') prepareFashion(data);
     if (name === 'digits') prepareDigits(data);
+    if (name === 'wordnet') prepareWordnet(data);
     await summarise(name, data, values['warm-cache']);
   }
 }

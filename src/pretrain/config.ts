@@ -16,9 +16,26 @@
  *   split: train
  *   classes: even                          # all | even | odd over the SORTED class ids (see classes.ts)
  *   limitPerClass: 100                     # optional
+ * wordnet: ../.data/wordnet               # WordNet 3.0 data.noun + index.noun (default .data/wordnet; needed by
+ *                                          # the hypernym/gloss captions and textText)
  * captions:
  *   templates: ['a photo of a {}.', ...]   # default: the dataset's templates
  *   synonyms: true                         # draw from every synonym a dataset lists (Tiny ImageNet words.txt)
+ *   hypernym: 0.25                         # P("a photo of a tabby, a kind of cat.")  (captions.ts; default 0)
+ *   hypernymOnly: 0.1                      # P("a photo of a cat.") for a tabby              (default 0)
+ *   gloss: 0.1                             # P("a photo of a tabby, <WordNet definition>.")  (default 0)
+ *   hypernymDepth: 3                       # ancestor levels a hypernym caption may name
+ * textText:                                # optional: the text–text term over WordNet synsets (text-pairs.ts)
+ *   weight: 0.5                            # w in loss = image–text + w · text–text
+ *   batchSize: 128                         # N pairs per step
+ *   synonym: 0.2                           # P(view b is another name of the synset)
+ *   depth: 2                               # ancestor levels named in descriptions
+ *   trainClasses: all                      # classes of the training dataset (by wnid) included: all | even | odd | none
+ *   datasets: [cifar10, mnist]             # registry datasets whose class names are included
+ *   ancestors: true                        # with every ancestor of those synsets
+ *   others: 3000                           # plus this many other (tagged) noun synsets, seeded
+ *   othersUnder: [n00001930]               # … drawn only below these synsets (default: anywhere)
+ *   templates: [...]                       # default: the caption templates
  * augment:
  *   crop: { kind: random-resized, scale: [0.35, 1], ratio: [0.75, 1.3333] }  # or { kind: pad, padding: 4 } | { kind: none }
  *   flip: 0.5
@@ -36,6 +53,7 @@
  *   clipNorm: 1.0                          # optional global gradient-norm clip
  * checkpointEvery: 500                     # steps (0 = only when stopping)
  * eval: { every: 1000, split: val, limitPerClass: 10, templates: [...], batchSize: 128 }   # every: 0 = only at the end
+ *   # datasets: [{ dataset: cifar10, split: test, limitPerClass: 100 }]   # further zero-shot evaluations
  * threads: 2                               # ONNX Runtime intra-op threads
  * float: F16                               # storage of the exported weights (F16 | F32)
  * out: ../models/moeclip-tiny              # the exported model folder
@@ -44,7 +62,7 @@
  * ```
  *
  * Unknown keys are errors; `key: null` (or `--set key=null`) unsets an optional key. Errors name the field path, e.g. `optim.lr: expected a number ≥ 0`.
- * Relative paths (`init`, `root`, `out`, `checkpointDir`, `tokenizer`) in a file resolve against the file's folder.
+ * Relative paths (`init`, `root`, `out`, `checkpointDir`, `tokenizer`, `wordnet`) in a file resolve against the file's folder.
  *
  * `init` (a Hugging Face or open_clip CLIP folder) starts training from that model's weights instead of CLIP's
  * random init: a new run (AdamW moments at zero, step 0, the LR schedule from its start), not a resume. Without a
@@ -149,6 +167,15 @@ const OptimSchema = z
 
 const classesEnum = z.enum(['all', 'even', 'odd']);
 
+const EvalDatasetSchema = z.strictObject({
+  dataset: z.string().min(1),
+  root: z.string().optional(),
+  split: z.string().default('test'),
+  classes: classesEnum.default('all'),
+  limitPerClass: posInt().optional(),
+  templates: z.array(z.string()).min(1).optional(),
+});
+
 const EvalSchema = z.strictObject({
   every: nonNegInt().default(0),
   split: z.string().default('val'),
@@ -156,6 +183,38 @@ const EvalSchema = z.strictObject({
   templates: z.array(z.string()).min(1).optional(),
   batchSize: posInt().default(128),
   enabled: z.boolean().default(true),
+  datasets: z.array(EvalDatasetSchema).default([]),
+});
+
+const template = z.string().refine((t) => t.includes('{}'), { message: 'a template needs a {} placeholder' });
+
+const CaptionsSchema = z
+  .strictObject({
+    templates: z.array(template).min(1).optional(),
+    synonyms: z.boolean().default(true),
+    hypernym: prob().default(0),
+    hypernymOnly: prob().default(0),
+    gloss: prob().default(0),
+    hypernymDepth: posInt().default(3),
+  })
+  .check((ctx) => {
+    const v = ctx.value;
+    if (v.hypernym + v.hypernymOnly + v.gloss > 1 + 1e-12) {
+      ctx.issues.push({ code: 'custom', message: 'hypernym + hypernymOnly + gloss must be ≤ 1', path: ['hypernym'], input: v });
+    }
+  });
+
+const TextTextSchema = z.strictObject({
+  weight: z.number({ error: 'expected a number ≥ 0' }).min(0, { error: 'expected a number ≥ 0' }).default(0.5),
+  batchSize: z.int({ error: 'expected an integer ≥ 2' }).min(2, { error: 'expected an integer ≥ 2' }).default(128),
+  synonym: prob().default(0.2),
+  depth: posInt().default(2),
+  trainClasses: z.enum(['all', 'even', 'odd', 'none']).default('all'),
+  datasets: z.array(z.string().min(1)).default([]),
+  ancestors: z.boolean().default(true),
+  others: nonNegInt().default(3000),
+  othersUnder: z.array(z.string().regex(/^n\d{8}$/, { error: 'expected a noun wnid (n + 8 digits)' })).default([]),
+  templates: z.array(template).min(1).optional(),
 });
 
 const ModelSchema = z.strictObject({
@@ -180,12 +239,10 @@ export const PretrainConfigSchema = z.strictObject({
     classes: classesEnum.default('all'),
     limitPerClass: posInt().optional(),
   }),
-  captions: z
-    .strictObject({
-      templates: z.array(z.string().refine((t) => t.includes('{}'), { message: 'a template needs a {} placeholder' })).min(1).optional(),
-      synonyms: z.boolean().default(true),
-    })
-    .default({ synonyms: true }),
+  /** WordNet folder (data.noun, index.noun); default `.data/wordnet` under the working directory. */
+  wordnet: z.string().min(1).optional(),
+  captions: CaptionsSchema.default({ synonyms: true, hypernym: 0, hypernymOnly: 0, gloss: 0, hypernymDepth: 3 }),
+  textText: TextTextSchema.optional(),
   augment: AugmentSchema.default({
     crop: { kind: 'random-resized', scale: [0.35, 1], ratio: [3 / 4, 4 / 3] },
     flip: 0.5,
@@ -194,7 +251,7 @@ export const PretrainConfigSchema = z.strictObject({
   }),
   optim: OptimSchema,
   checkpointEvery: nonNegInt().default(0),
-  eval: EvalSchema.default({ every: 0, split: 'val', batchSize: 128, enabled: true }),
+  eval: EvalSchema.default({ every: 0, split: 'val', batchSize: 128, enabled: true, datasets: [] }),
   threads: posInt().optional(),
   float: z.enum(['F16', 'F32']).default('F16'),
   out: z.string().optional(),
@@ -208,9 +265,12 @@ export type ModelConfig = z.infer<typeof ModelSchema>;
 export type PretrainConfig = Omit<z.infer<typeof PretrainConfigSchema>, 'model'> & { model: ModelConfig };
 export type AugmentConfig = z.infer<typeof AugmentSchema>;
 export type ClassSubset = z.infer<typeof classesEnum>;
+export type CaptionsConfig = z.infer<typeof CaptionsSchema>;
+export type TextTextConfig = z.infer<typeof TextTextSchema>;
+export type EvalDatasetConfig = z.infer<typeof EvalDatasetSchema>;
 
 /** Keys whose string values are filesystem paths (resolved against the config file's folder). */
-const PATH_KEYS = new Set(['init', 'root', 'out', 'checkpointDir', 'tokenizer']);
+const PATH_KEYS = new Set(['init', 'root', 'out', 'checkpointDir', 'tokenizer', 'wordnet']);
 
 const isPretrainPathKey = (key: string): boolean => PATH_KEYS.has(key);
 
@@ -344,16 +404,20 @@ export function clipConfigOf(cfg: PretrainConfig): ClipConfig {
 
 /**
  * The parts of a config that determine the trained weights bit for bit (everything but bookkeeping: output
- * folders, checkpoint/eval cadence, eval settings, float storage). A resumed run must match these. `init` is
- * included only when set, so signatures of runs from scratch are those of earlier versions.
+ * folders, checkpoint/eval cadence, eval settings, float storage, the WordNet folder — whose texts the
+ * checkpoint's vocabulary and pair hash cover). A resumed run must match these. `init`, `textText` and the
+ * WordNet caption options are included only when set, so signatures of older runs are unchanged.
  */
 export function trainingSignature(cfg: PretrainConfig): Record<string, unknown> {
+  const { hypernym, hypernymOnly, gloss, hypernymDepth, ...captions } = cfg.captions;
+  const wordnetCaptions = hypernym + hypernymOnly + gloss > 0;
   return {
     ...(cfg.init !== undefined ? { init: cfg.init } : {}),
     seed: cfg.seed,
     model: cfg.model,
     data: { dataset: cfg.data.dataset, split: cfg.data.split, classes: cfg.data.classes, limitPerClass: cfg.data.limitPerClass ?? null },
-    captions: cfg.captions,
+    captions: wordnetCaptions ? cfg.captions : captions,
+    ...(cfg.textText !== undefined ? { textText: cfg.textText } : {}),
     augment: cfg.augment,
     optim: cfg.optim,
   };

@@ -1,11 +1,13 @@
 /**
- * Contrastive pretraining of the project's own small CLIP (`moeclip pretrain`): config, class split, captions
- * and compact vocabulary, augmentation, batch stream, loss graph, checkpoints, export and zero-shot evaluation.
+ * Contrastive pretraining of the project's own small CLIP (`moeclip pretrain`): config, class split, captions,
+ * WordNet text pairs and compact vocabulary, augmentation, batch stream, loss graph, checkpoints, export and zero-shot evaluation.
  */
 export * from './config.ts';
 export * from './classes.ts';
 export * from './vocab.ts';
 export * from './captions.ts';
+export * from './text-pairs.ts';
+export * from './grounding.ts';
 export * from './augment.ts';
 export * from './sampler.ts';
 export * from './loss.ts';

@@ -5,12 +5,15 @@
  * from the order generator; batches are consecutive runs of `batchSize` samples of that endless sequence (a batch
  * may span two epochs). Per batch:
  * - images: augmented and normalised (augment.ts) into pixels [B, 3, S, S];
- * - texts: one caption per DISTINCT class of the batch, in order of first appearance (K ≤ B), tokenised with
- *   compact ids [K, T] (T = the longest caption of the batch);
- * - targets [B, K]: 1 where image b shows the class of text k, else 0.
+ * - texts: one caption per DISTINCT class of the batch, in order of first appearance; classes whose captions
+ *   came out identical (e.g. two dog breeds captioned "a photo of a dog.") share one text, so K ≤ B texts,
+ *   tokenised with compact ids [K, T] (T = the longest caption of the batch);
+ * - targets [B, K]: 1 where text k is the caption of image b's class, else 0 (one 1 per row);
+ * - with text pairs (text-pairs.ts): N WordNet text pairs.
  *
- * Three generators (data order, captions, augmentation) are derived from the run seed. {@link BatchSampler.state}
- * captures them with the data position, so a restored sampler produces exactly the same batches.
+ * Generators (data order, captions, augmentation, and the pair order and draws) are derived from the run seed.
+ * {@link BatchSampler.state} captures them with the data positions, so a restored sampler produces exactly the
+ * same batches.
  */
 import type { ClipTokenizer } from '../clip/tokenizer.ts';
 import type { Dataset } from '../data/types.ts';
@@ -18,6 +21,7 @@ import { Rng, type RngState } from '../util/rng.ts';
 import { augmentInto, drawAugment } from './augment.ts';
 import { tokenizeCaptions, type CaptionSampler } from './captions.ts';
 import type { AugmentConfig } from './config.ts';
+import { TextPairSampler, type TextPairBatch, type TextPairItem, type TextPairState } from './text-pairs.ts';
 import type { CompactVocab } from './vocab.ts';
 
 /** One training batch (inputs of the training graph plus what produced them). */
@@ -31,11 +35,15 @@ export interface PretrainBatch {
   targets: Float32Array;
   /** Dataset labels of the images. */
   labels: Int32Array;
-  /** Dataset label of each text. */
+  /** Dataset label of each text (the first class whose caption it is). */
   textClasses: number[];
+  /** Index of the text of each image. */
+  textOfImage: Int32Array;
   captions: string[];
   /** Dataset indices of the images. */
   indices: Int32Array;
+  /** The text pairs of the step (null without text pairs). */
+  pairs: TextPairBatch | null;
 }
 
 /** Everything needed to continue the batch stream exactly. */
@@ -50,6 +58,8 @@ export interface SamplerState {
   /** Number of training samples and a hash of their indices (a resumed run must use the same set). */
   samples: number;
   samplesHash: number;
+  /** The text-pair stream (absent without text pairs). */
+  textPairs?: TextPairState;
 }
 
 export interface SamplerOptions {
@@ -66,6 +76,8 @@ export interface SamplerOptions {
   vocab: CompactVocab;
   contextLength: number;
   seed: number;
+  /** WordNet text pairs drawn with every batch (none when absent). */
+  textPairs?: { items: readonly TextPairItem[]; pairs: number; synonym: number } | null;
 }
 
 /** FNV-1a over the int32 values (for detecting a different training set on resume). */
@@ -82,10 +94,13 @@ export function hashIndices(a: Int32Array): number {
   return h >>> 0;
 }
 
-/** The three generators of a run seed: data order, captions, augmentation (independent of the weight init). */
-export function samplerRngs(seed: number): { order: Rng; caption: Rng; augment: Rng } {
+/**
+ * The generators of a run seed: data order, captions, augmentation, pair order, pair draws (independent of the
+ * weight init; the first three are those of runs without text pairs).
+ */
+export function samplerRngs(seed: number): { order: Rng; caption: Rng; augment: Rng; pairOrder: Rng; pairDraw: Rng } {
   const root = new Rng((Math.imul(seed ^ 0x5bd1e995, 0x9e3779b1) ^ 0x0da7a5ee) >>> 0);
-  return { order: root.fork(), caption: root.fork(), augment: root.fork() };
+  return { order: root.fork(), caption: root.fork(), augment: root.fork(), pairOrder: root.fork(), pairDraw: root.fork() };
 }
 
 export class BatchSampler {
@@ -95,6 +110,8 @@ export class BatchSampler {
   private readonly captionRng: Rng;
   private readonly augmentRng: Rng;
   private readonly hash: number;
+  /** The text-pair stream, when the run has one. */
+  readonly textPairs: TextPairSampler | null;
   private epochStart: RngState;
   private perm: number[];
   private epoch = 0;
@@ -109,6 +126,8 @@ export class BatchSampler {
     this.order = r.order;
     this.captionRng = r.caption;
     this.augmentRng = r.augment;
+    const tp = opts.textPairs;
+    this.textPairs = tp ? new TextPairSampler(tp.items, tp.pairs, tp.synonym, { order: r.pairOrder, draw: r.pairDraw }) : null;
     this.hash = hashIndices(opts.indices);
     this.epochStart = this.order.getState();
     this.perm = this.order.permutation(opts.indices.length);
@@ -133,6 +152,7 @@ export class BatchSampler {
       augmentRng: this.augmentRng.getState(),
       samples: this.samples,
       samplesHash: this.hash,
+      ...(this.textPairs ? { textPairs: this.textPairs.state() } : {}),
     };
   }
 
@@ -150,6 +170,10 @@ export class BatchSampler {
     this.position = s.position;
     this.captionRng.setState(s.captionRng);
     this.augmentRng.setState(s.augmentRng);
+    if (this.textPairs) {
+      if (!s.textPairs) throw new Error(`${where}.textPairs: the checkpoint was made without text pairs`);
+      this.textPairs.restore(s.textPairs, `${where}.textPairs`);
+    } else if (s.textPairs) throw new Error(`${where}.textPairs: the checkpoint was made with text pairs, the config has none`);
   }
 
   private nextIndex(): number {
@@ -182,11 +206,29 @@ export class BatchSampler {
         textClasses.push(y);
       }
     }
-    const captions = textClasses.map((y) => o.captions.sample(y, this.captionRng));
+    const drawn = textClasses.map((y) => o.captions.sample(y, this.captionRng));
+    // identical captions of different classes become one text
+    const captions: string[] = [];
+    const firstClass: number[] = [];
+    const column = new Map<string, number>();
+    const textOfClass = drawn.map((c, k) => {
+      let col = column.get(c);
+      if (col === undefined) {
+        col = captions.length;
+        column.set(c, col);
+        captions.push(c);
+        firstClass.push(textClasses[k]!);
+      }
+      return col;
+    });
     const tok = tokenizeCaptions(o.tokenizer, o.vocab, captions, o.contextLength);
-    const K = textClasses.length;
+    const K = captions.length;
     const targets = new Float32Array(B * K);
-    for (let b = 0; b < B; b++) targets[b * K + textOf.get(labels[b]!)!] = 1;
+    const textOfImage = new Int32Array(B);
+    for (let b = 0; b < B; b++) {
+      textOfImage[b] = textOfClass[textOf.get(labels[b]!)!]!;
+      targets[b * K + textOfImage[b]!] = 1;
+    }
     // images
     const pixels = new Float32Array(B * 3 * S * S);
     for (let b = 0; b < B; b++) {
@@ -194,6 +236,7 @@ export class BatchSampler {
       const draw = drawAugment(o.augment, img.height, img.width, this.augmentRng);
       augmentInto(img, draw, S, o.mean, o.std, pixels, b * 3 * S * S);
     }
-    return { pixels, ids: tok.ids, idsDims: tok.dims, targets, labels, textClasses, captions, indices };
+    const pairs = this.textPairs ? this.textPairs.next(o.tokenizer, o.vocab, o.contextLength) : null;
+    return { pixels, ids: tok.ids, idsDims: tok.dims, targets, labels, textClasses: firstClass, textOfImage, captions, indices, pairs };
   }
 }

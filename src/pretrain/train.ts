@@ -2,7 +2,8 @@
  * The pretraining loop: contrastive training of a CLIP — from scratch, or from an existing model's weights
  * (`init`, see init.ts) — on a labelled image dataset whose class names (and synonyms) become captions.
  *
- *   setup:  load the training split (class subset, limit), the caption sampler and its compact vocabulary,
+ *   setup:  load the training split (class subset, limit), WordNet when captions or the text–text term use it
+ *           (grounding.ts), the caption sampler, the text-pair synsets and the compact vocabulary of both,
  *           initialise the weights (CLIP's init, seeded; or the `init` model's weights, token table and
  *           logit_scale included, with AdamW moments at zero, step 0 and the LR schedule from its start),
  *           build the training-step graph (loss.ts) once;
@@ -11,7 +12,7 @@
  *           augments and tokenises the next batch); logit_scale is clamped to [0, ln 100];
  *   every `checkpointEvery` steps, on stop requests and at the end: a checkpoint (checkpoint.ts);
  *   every `eval.every` steps and at the end: zero-shot accuracy on the evaluation split, on the training
- *           classes ("seen") and, for an even/odd subset, on the other half ("unseen");
+ *           classes ("seen") and, for an even/odd subset, on the other half ("unseen"), and on `eval.datasets`;
  *   at the end: the Hugging Face model folder (export.ts).
  *
  * Determinism: batches depend only on the seed and the sampler state, the graph is fixed, and ONNX Runtime's
@@ -19,6 +20,7 @@
  * with the same weights as an uninterrupted run (bit for bit with the same `threads`).
  */
 import { availableParallelism } from 'node:os';
+import { resolve } from 'node:path';
 import { ClipModel } from '../clip/clip.ts';
 import type { ClipConfig } from '../clip/config.ts';
 import { clipPreprocessConfig, CLIP_MEAN, CLIP_STD, type PreprocessConfig } from '../clip/preprocess.ts';
@@ -28,12 +30,15 @@ import type { ClipWeights } from '../clip/weights.ts';
 import { fnv1a } from '../data/cache.ts';
 import { loadDataset, type DatasetSpec } from '../data/registry.ts';
 import type { Dataset } from '../data/types.ts';
+import { WORDNET_DEFAULT_DIR, WordNet } from '../data/wordnet.ts';
 import { Engine } from '../runtime/engine.ts';
 import { warmupCosineLr } from '../runtime/schedule.ts';
 import { TrainState } from '../runtime/train-state.ts';
 import type { TensorData } from '../runtime/types.ts';
 import { CaptionSampler } from './captions.ts';
 import { classNameChoices, classSubsetOf, samplesOfClasses } from './classes.ts';
+import { classRelatives, runTextPairItems } from './grounding.ts';
+import { allPairTexts, type TextPairItem } from './text-pairs.ts';
 import { hasCheckpoint, loadCheckpoint, saveCheckpoint, type HistoryEntry } from './checkpoint.ts';
 import { clipConfigOf, trainingSignature, type ClassSubset, type PretrainConfig } from './config.ts';
 import { weightsFromState, writeHfClip } from './export.ts';
@@ -62,6 +67,8 @@ export type PretrainEvent =
       batchSize: number;
       vocab: number;
       params: number;
+      /** Synsets of the text–text term (null without it). */
+      pairSynsets: number | null;
     }
   | {
       type: 'step';
@@ -70,6 +77,10 @@ export type PretrainEvent =
       loss: number;
       lossI2T: number;
       lossT2I: number;
+      /** The text–text term (null without it). */
+      lossTT: number | null;
+      /** Fraction of pairs whose most similar `b` is an interchangeable one (null without the term). */
+      pairAccuracy: number | null;
       lr: number;
       logitScale: number;
       gradNorm: number | null;
@@ -79,9 +90,15 @@ export type PretrainEvent =
       stepMs: number;
       imagesPerSec: number;
     }
-  | { type: 'eval'; step: number; seen: ZeroShotAccuracy; unseen: ZeroShotAccuracy | null; ms: number }
+  | { type: 'eval'; step: number; seen: ZeroShotAccuracy; unseen: ZeroShotAccuracy | null; extra: ExtraEval[]; ms: number }
   | { type: 'checkpoint'; step: number; path: string }
   | { type: 'export'; dir: string };
+
+/** A zero-shot evaluation on one of `eval.datasets`. */
+export interface ExtraEval extends ZeroShotAccuracy {
+  dataset: string;
+  split: string;
+}
 
 export interface PretrainOptions {
   /** Tokenizer of the run (its vocabulary is exported with the model). */
@@ -102,6 +119,10 @@ export interface PretrainOptions {
   /** Datasets to use instead of loading `config.data` / the eval split (tests). */
   trainData?: Dataset;
   evalData?: Dataset | null;
+  /** The `eval.datasets` to use instead of loading them (tests), in config order. */
+  extraEvalData?: Dataset[];
+  /** WordNet to use instead of reading `config.wordnet` (tests). */
+  wordnet?: WordNet;
 }
 
 export interface PretrainResult {
@@ -116,7 +137,9 @@ export interface PretrainResult {
   vocab: CompactVocab;
   history: HistoryEntry[];
   /** The last evaluation, if any. */
-  eval: { step: number; seen: ZeroShotAccuracy; unseen: ZeroShotAccuracy | null } | null;
+  eval: { step: number; seen: ZeroShotAccuracy; unseen: ZeroShotAccuracy | null; extra: ExtraEval[] } | null;
+  /** The text-pair synsets (empty without the text–text term). */
+  pairItems: TextPairItem[];
   outDir: string | null;
   checkpointPath: string | null;
   elapsedMs: number;
@@ -189,8 +212,18 @@ export async function pretrain(cfg: PretrainConfig, opts: PretrainOptions): Prom
   if (indices.length < 2) throw new Error(`data: ${train.name}/${train.split} has ${indices.length} samples in class subset '${cfg.data.classes}'`);
   const templates = cfg.captions.templates ?? train.templates;
   if (templates.length === 0) throw new Error(`captions.templates: dataset ${train.name} has no templates; give some`);
-  const captions = new CaptionSampler(classNameChoices(train, cfg.captions.synonyms), templates);
-  const vocab = captions.vocabulary(tokenizer, seenLabels, clipCfg.text.contextLength);
+  const cap = cfg.captions;
+  const mix = { hypernym: cap.hypernym, hypernymOnly: cap.hypernymOnly, gloss: cap.gloss };
+  const needsWordNet = mix.hypernym + mix.hypernymOnly + mix.gloss > 0 || cfg.textText !== undefined;
+  const wordnet = !needsWordNet ? null : (opts.wordnet ?? WordNet.load(cfg.wordnet ?? resolve(WORDNET_DEFAULT_DIR)));
+  const captions = new CaptionSampler(
+    classNameChoices(train, cap.synonyms),
+    templates,
+    wordnet ? { relatives: classRelatives(wordnet, train, seenLabels, cap.hypernymDepth), mix } : {},
+  );
+  const pairItems = wordnet ? runTextPairItems(wordnet, cfg, train, templates) : [];
+  const tt = cfg.textText;
+  const vocab = captions.vocabulary(tokenizer, seenLabels, clipCfg.text.contextLength, allPairTexts(pairItems));
   const steps = totalSteps(cfg, indices.length);
   if (cfg.optim.warmupSteps > steps) throw new Error(`optim.warmupSteps: ${cfg.optim.warmupSteps} is more than the ${steps} steps of the run`);
   const schedule = warmupCosineLr({ lr: cfg.optim.lr, warmupSteps: cfg.optim.warmupSteps, totalSteps: steps, floor: cfg.optim.lrFloor });
@@ -201,7 +234,7 @@ export async function pretrain(cfg: PretrainConfig, opts: PretrainOptions): Prom
   let init: InitModel | null = null;
   if (cfg.init !== undefined) {
     init = loadInitModel(cfg.init, clipCfg);
-    checkInitTokenizer(tokenizer, init.tokenizer, captions.allCaptions(seenLabels), clipCfg.text.contextLength, cfg.init);
+    checkInitTokenizer(tokenizer, init.tokenizer, [...captions.allCaptions(seenLabels), ...allPairTexts(pairItems)], clipCfg.text.contextLength, cfg.init);
     for (const w of init.warnings) emit({ type: 'log', message: `init: ${w}` });
   }
   const initial = init ? init.weights : randomClipWeights(clipCfg, cfg.seed);
@@ -224,6 +257,7 @@ export async function pretrain(cfg: PretrainConfig, opts: PretrainOptions): Prom
     vocab,
     contextLength: clipCfg.text.contextLength,
     seed: cfg.seed,
+    textPairs: tt ? { items: pairItems, pairs: tt.batchSize, synonym: tt.synonym } : null,
   });
   const threads = opts.engine?.threads ?? cfg.threads ?? availableParallelism();
   if (opts.resume) {
@@ -232,7 +266,7 @@ export async function pretrain(cfg: PretrainConfig, opts: PretrainOptions): Prom
     const diff = firstDifference(ck.meta.signature, JSON.parse(JSON.stringify(trainingSignature(cfg))));
     if (diff) throw new Error(`${where}: the checkpoint was made with a different config (field '${diff}' differs); resuming needs the same training settings`);
     if (ck.meta.vocab.length !== vocab.size || ck.meta.vocab.some((id, i) => id !== vocab.ids[i])) {
-      throw new Error(`${where}: vocab: the caption vocabulary differs from the checkpoint's (different dataset names or tokenizer?)`);
+      throw new Error(`${where}: vocab: the caption vocabulary differs from the checkpoint's (different dataset names, WordNet files or tokenizer?)`);
     }
     if (init && ck.meta.initFingerprint !== init.fingerprint) {
       throw new Error(`${where}: init: the weights in ${cfg.init} are not those the run started from (fingerprint ${init.fingerprint}, the checkpoint's ${ck.meta.initFingerprint ?? 'none'})`);
@@ -261,6 +295,21 @@ export async function pretrain(cfg: PretrainConfig, opts: PretrainOptions): Prom
     : (opts.evalData ?? (await loadDataset(dataSpec(cfg, cfg.eval.split, cfg.eval.limitPerClass, onData(cfg.eval.split)))));
   const evalTemplates = cfg.eval.templates ?? cfg.captions.templates ?? undefined;
   const unseenSubset = complementOf(cfg.data.classes);
+  const extraData: Dataset[] = !evalEnabled
+    ? []
+    : (opts.extraEvalData ??
+      (await Promise.all(
+        cfg.eval.datasets.map((d) =>
+          loadDataset({
+            name: d.dataset,
+            split: d.split,
+            ...(d.root !== undefined ? { root: d.root } : {}),
+            ...(d.limitPerClass !== undefined ? { limitPerClass: d.limitPerClass, seed: cfg.seed } : {}),
+            onProgress: onData(`${d.dataset}/${d.split}`),
+          }),
+        ),
+      )));
+  if (extraData.length !== (evalEnabled ? cfg.eval.datasets.length : 0)) throw new Error(`eval.datasets: ${cfg.eval.datasets.length} configured, ${extraData.length} given`);
 
   const engine = opts.engine ?? (await Engine.create({ threads }));
   const ownsEngine = opts.engine === undefined;
@@ -280,9 +329,23 @@ export async function pretrain(cfg: PretrainConfig, opts: PretrainOptions): Prom
       const zsOpts = { batchSize: cfg.eval.batchSize, ...(evalTemplates ? { templates: evalTemplates } : {}) };
       const seen = await zeroShotAccuracy(model, ds, { ...zsOpts, classes: cfg.data.classes });
       const unseen = unseenSubset ? await zeroShotAccuracy(model, ds, { ...zsOpts, classes: unseenSubset }) : null;
-      lastEval = { step, seen, unseen };
-      history.push({ step, type: 'eval', seen: seen.accuracy, seenN: seen.n, unseen: unseen?.accuracy ?? null, unseenN: unseen?.n ?? null });
-      emit({ type: 'eval', step, seen, unseen, ms: Date.now() - te });
+      const extra: ExtraEval[] = [];
+      for (const [i, d] of cfg.eval.datasets.entries()) {
+        const data = extraData[i]!;
+        const acc = await zeroShotAccuracy(model, data, { batchSize: cfg.eval.batchSize, classes: d.classes, ...(d.templates ? { templates: d.templates } : {}) });
+        extra.push({ dataset: d.dataset, split: d.split, ...acc });
+      }
+      lastEval = { step, seen, unseen, extra };
+      history.push({
+        step,
+        type: 'eval',
+        seen: seen.accuracy,
+        seenN: seen.n,
+        unseen: unseen?.accuracy ?? null,
+        unseenN: unseen?.n ?? null,
+        ...(extra.length > 0 ? { extra: extra.map((e) => ({ dataset: e.dataset, split: e.split, accuracy: e.accuracy, n: e.n })) } : {}),
+      });
+      emit({ type: 'eval', step, seen, unseen, extra, ms: Date.now() - te });
     } finally {
       await model.close();
     }
@@ -305,14 +368,20 @@ export async function pretrain(cfg: PretrainConfig, opts: PretrainOptions): Prom
 
   const stopAt = Math.min(steps, opts.maxSteps ?? steps);
   try {
-    const graphKey = fnv1a(JSON.stringify({ clipCfg, optim: cfg.optim, vocab: vocab.size })).toString(16);
+    const term = tt ? { pairs: tt.batchSize, weight: tt.weight } : undefined;
+    const graphKey = fnv1a(JSON.stringify({ clipCfg, optim: cfg.optim, vocab: vocab.size, term: term ?? null })).toString(16);
     const step0 = await engine.session(`pretrain/${graphKey}`, () => {
-      const built = buildPretrainStep(clipCfg, trainW, {
-        weightDecay: cfg.optim.weightDecay,
-        betas: cfg.optim.betas as [number, number],
-        eps: cfg.optim.eps,
-        clipNorm: cfg.optim.clipNorm,
-      });
+      const built = buildPretrainStep(
+        clipCfg,
+        trainW,
+        {
+          weightDecay: cfg.optim.weightDecay,
+          betas: cfg.optim.betas as [number, number],
+          eps: cfg.optim.eps,
+          clipNorm: cfg.optim.clipNorm,
+        },
+        term,
+      );
       return built.bytes;
     });
     emit({
@@ -326,6 +395,7 @@ export async function pretrain(cfg: PretrainConfig, opts: PretrainOptions): Prom
       batchSize: cfg.optim.batchSize,
       vocab: vocab.size,
       params: state.size,
+      pairSynsets: tt ? pairItems.length : null,
     });
     const B = cfg.optim.batchSize;
     const S = clipCfg.vision.imageSize;
@@ -333,7 +403,7 @@ export async function pretrain(cfg: PretrainConfig, opts: PretrainOptions): Prom
     // last completed step
     let after = sampler.state();
     let next: PretrainBatch | null = state.step < stopAt ? sampler.next() : null;
-    let window: { loss: number; n: number } = { loss: 0, n: 0 };
+    let window: { loss: number; n: number; tt?: number } = { loss: 0, n: 0 };
     let stopped = false;
     while (next && state.step < stopAt) {
       const batch: PretrainBatch = next;
@@ -346,6 +416,11 @@ export async function pretrain(cfg: PretrainConfig, opts: PretrainOptions): Prom
         ids: { dtype: 'int64', dims: [...batch.idsDims], data: batch.ids },
         targets: { dtype: 'float32', dims: [B, K], data: batch.targets },
       };
+      if (batch.pairs) {
+        const N = batch.pairs.a.length;
+        feeds['tt_ids'] = { dtype: 'int64', dims: [...batch.pairs.idsDims], data: batch.pairs.ids };
+        feeds['tt_targets'] = { dtype: 'float32', dims: [N, N], data: batch.pairs.targets };
+      }
       const running = state.trainStep(engine, step0, feeds, lr);
       // double buffering: prepare the next batch while the worker runs this step
       after = sampler.state();
@@ -368,6 +443,8 @@ export async function pretrain(cfg: PretrainConfig, opts: PretrainOptions): Prom
         loss,
         lossI2T: out['loss_i2t']!.data[0] as number,
         lossT2I: out['loss_t2i']!.data[0] as number,
+        lossTT: out['loss_tt'] ? (out['loss_tt'].data[0] as number) : null,
+        pairAccuracy: out['tt_logits'] && batch.pairs ? batchAccuracy(out['tt_logits'].data as Float32Array, batch.pairs.targets, batch.pairs.a.length, batch.pairs.a.length) : null,
         lr,
         logitScale: Math.exp(state.get('logit_scale').data[0] as number),
         gradNorm: out['grad_norm'] ? (out['grad_norm'].data[0] as number) : null,
@@ -376,8 +453,18 @@ export async function pretrain(cfg: PretrainConfig, opts: PretrainOptions): Prom
         stepMs,
         imagesPerSec: (B * 1000) / Math.max(1, stepMs),
       });
+      if (out['loss_tt']) {
+        window.tt = (window.tt ?? 0) + (out['loss_tt'].data[0] as number);
+      }
       if (step % 50 === 0 || step === stopAt) {
-        history.push({ step, type: 'train', loss: window.loss / window.n, lr, elapsedMs: elapsed() });
+        history.push({
+          step,
+          type: 'train',
+          loss: window.loss / window.n,
+          ...(window.tt !== undefined ? { lossTT: window.tt / window.n } : {}),
+          lr,
+          elapsedMs: elapsed(),
+        });
         window = { loss: 0, n: 0 };
       }
       const finishedNow = step === steps;
@@ -407,6 +494,8 @@ export async function pretrain(cfg: PretrainConfig, opts: PretrainOptions): Prom
           classes: seenLabels.length,
           classSubset: cfg.data.classes,
           dataset: cfg.data.dataset,
+          vocabularyRows: vocab.size,
+          pairSynsets: tt ? pairItems.length : null,
           trainingSeconds: Math.round(elapsed() / 1000),
           eval: lastEval,
           training: trainingSignature(cfg),
@@ -426,6 +515,7 @@ export async function pretrain(cfg: PretrainConfig, opts: PretrainOptions): Prom
       vocab,
       history,
       eval: lastEval,
+      pairItems,
       outDir: exported,
       checkpointPath,
       elapsedMs: elapsed(),

@@ -109,11 +109,52 @@ test('the shipped preset parses: Tiny ImageNet base classes, 64-px model within 
   assert.equal(cfg.data.dataset, 'tiny-imagenet');
   assert.equal(cfg.data.classes, 'even');
   assert.equal(cfg.float, 'F16');
-  assert.equal(cfg.out, join(REPO, 'models', 'moeclip-tiny'));
+  assert.equal(cfg.out, join(REPO, 'runs', 'pretrain', 'moeclip-tiny', 'model'), 'never the shipped model folder');
+  assert.equal(cfg.wordnet, join(REPO, '.data', 'wordnet'));
+  assert.ok(cfg.textText !== undefined && cfg.textText.datasets.includes('cifar10'));
+  assert.ok(cfg.checkpointEvery > 0 && cfg.checkpointEvery <= 250);
   const c = clipConfigOf(cfg);
   assert.equal(c.vision.imageSize, 64);
   assert.equal(c.text.vocabSize, 49408);
   // F16 weights + vocab.json (≈0.86 MB) + merges.txt (≈0.52 MB) + small JSON files
   const bytes = 2 * clipParamCount(c) + 1.5e6;
   assert.ok(bytes <= 25e6, `${(bytes / 1e6).toFixed(1)} MB`);
+});
+
+test('WordNet caption and textText options: defaults, errors naming the field, path resolution, signature', () => {
+  const a = parsePretrainConfig(structuredClone(BASE), { baseDir: '/b' });
+  assert.deepEqual(a.captions, { synonyms: true, hypernym: 0, hypernymOnly: 0, gloss: 0, hypernymDepth: 3 });
+  assert.equal(a.textText, undefined);
+  assert.deepEqual(a.eval.datasets, []);
+  // without WordNet options the signature's captions are those of earlier versions
+  assert.deepEqual(trainingSignature(a)['captions'], { synonyms: true });
+  assert.equal('textText' in trainingSignature(a), false);
+  const g = parsePretrainConfig({ ...structuredClone(BASE), wordnet: 'wn', captions: { hypernym: 0.2, gloss: 0.1 }, textText: { datasets: ['cifar10'] } }, { baseDir: '/b' });
+  assert.equal(g.wordnet, '/b/wn');
+  assert.deepEqual(g.textText, {
+    weight: 0.5,
+    batchSize: 128,
+    synonym: 0.2,
+    depth: 2,
+    trainClasses: 'all',
+    datasets: ['cifar10'],
+    ancestors: true,
+    others: 3000,
+    othersUnder: [],
+  });
+  assert.deepEqual(trainingSignature(g)['captions'], g.captions);
+  assert.deepEqual(trainingSignature(g)['textText'], g.textText);
+  // the WordNet folder is not part of the signature (its texts are checked through the vocabulary and pair hash)
+  const moved = parsePretrainConfig({ ...structuredClone(BASE), wordnet: 'elsewhere', captions: { hypernym: 0.2, gloss: 0.1 }, textText: { datasets: ['cifar10'] } }, { baseDir: '/b' });
+  assert.deepEqual(trainingSignature(moved), trainingSignature(g));
+  const bad = (patch: Record<string, unknown>) => errorOf({ ...structuredClone(BASE), ...patch });
+  assert.match(bad({ captions: { hypernym: 1.5 } }), /captions\.hypernym/);
+  assert.match(bad({ captions: { hypernym: 0.6, hypernymOnly: 0.3, gloss: 0.2 } }), /captions\.hypernym: hypernym \+ hypernymOnly \+ gloss must be ≤ 1/);
+  assert.match(bad({ captions: { hypernymDepth: 0 } }), /captions\.hypernymDepth: expected a positive integer/);
+  assert.match(bad({ textText: { batchSize: 1 } }), /textText\.batchSize: expected an integer ≥ 2/);
+  assert.match(bad({ textText: { weight: -1 } }), /textText\.weight: expected a number ≥ 0/);
+  assert.match(bad({ textText: { trainClasses: 'some' } }), /textText\.trainClasses/);
+  assert.match(bad({ textText: { othersUnder: ['00001930'] } }), /textText\.othersUnder\.0: expected a noun wnid/);
+  assert.match(bad({ textText: { typo: 1 } }), /textText: .*typo/i);
+  assert.match(bad({ eval: { datasets: [{ split: 'test' }] } }), /eval\.datasets\.0\.dataset/);
 });

@@ -230,3 +230,23 @@ test('batch stream: a restored state continues with identical batches (also acro
   other.indices = other.indices.subarray(0, 10);
   assert.throws(() => new BatchSampler(other).restore(st, 'ck'), /ck: the checkpoint was made with a different training set/);
 });
+
+test('batch stream: classes whose captions coincide share one text column (multi-positive for text→image)', () => {
+  const o = samplerOpts();
+  // every class is captioned by its hypernym; classes 0, 1 share "shape", 2, 3 share "line"
+  const rel = [0, 1, 2, 3].map((y) => ({ hypernyms: [[y < 2 ? 'shape' : 'line']], definition: null }));
+  o.captions = new CaptionSampler(classNameChoices(o.dataset, true), ['a {}.'], { relatives: rel, mix: { hypernym: 0, hypernymOnly: 1, gloss: 0 } });
+  o.vocab = o.captions.vocabulary(tokenizer(), [0, 1, 2, 3], 12);
+  const s = new BatchSampler(o);
+  for (let k = 0; k < 5; k++) {
+    const b = s.next();
+    const K = b.idsDims[0];
+    assert.deepEqual([...b.captions].sort(), [...new Set(Array.from(b.labels, (y) => (y < 2 ? 'a shape.' : 'a line.')))].sort());
+    for (let i = 0; i < 6; i++) {
+      const k2 = b.textOfImage[i]!;
+      assert.equal(b.captions[k2], b.labels[i]! < 2 ? 'a shape.' : 'a line.');
+      for (let c = 0; c < K; c++) assert.equal(b.targets[i * K + c], c === k2 ? 1 : 0);
+    }
+    b.textClasses.forEach((y, c) => assert.equal(b.captions[c], y < 2 ? 'a shape.' : 'a line.'));
+  }
+});

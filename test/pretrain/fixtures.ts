@@ -12,6 +12,13 @@ import { Rng } from '../../src/util/rng.ts';
 
 export const REPO = fileURLToPath(new URL('../..', import.meta.url));
 export const BPE_PATH = join(REPO, '..', 'shared', 'clip', 'bpe_simple_vocab_16e6.txt.gz');
+/** The fixture WordNet (data.noun / index.noun in the real format). */
+export const WORDNET_FIXTURE = join(REPO, 'test', 'fixtures', 'wordnet');
+/** Fixture wnids for the four shapes (sorted: goldfish, dog, Chihuahua, fish; even = goldfish, Chihuahua). */
+export const WORDNET_SHAPES = {
+  ids: ['n01443537', 'n02084071', 'n02085620', 'n02512053'],
+  names: [['goldfish'], ['dog', 'domestic dog'], ['Chihuahua'], ['fish']],
+};
 
 let tok: ClipTokenizer | null = null;
 /** CLIP's tokenizer (loaded once per test file). */
@@ -35,9 +42,9 @@ export const SHAPE_CLASSES = [
 
 /**
  * `perClass` images per class of `size`×`size` RGB: a coloured shape at a random position on a noisy dark
- * background (seeded).
+ * background (seeded). `classes` replaces the class ids and names (e.g. WordNet wnids of the fixture WordNet).
  */
-export function shapesDataset(perClass: number, size = 16, seed = 1, split = 'train'): TableDataset {
+export function shapesDataset(perClass: number, size = 16, seed = 1, split = 'train', classes?: { ids: string[]; names: string[][] }): TableDataset {
   const rng = new Rng(seed);
   const n = perClass * SHAPE_CLASSES.length;
   const pixels = new Uint8Array(n * size * size * 3);
@@ -64,10 +71,11 @@ export function shapesDataset(perClass: number, size = 16, seed = 1, split = 'tr
       }
     }
   }
+  const names = classes?.names ?? SHAPE_CLASSES.map((c) => [...c.names]);
   return new TableDataset(
-    { name: 'shapes', split, classNames: SHAPE_CLASSES.map((c) => c.names[0]), templates: ['a photo of a {}.', 'a drawing of a {}.'] },
+    { name: 'shapes', split, classNames: names.map((c) => c[0]!), templates: ['a photo of a {}.', 'a drawing of a {}.'] },
     { count: n, height: size, width: size, channels: 3, labels, pixels },
-    { classIds: SHAPE_CLASSES.map((c) => c.id), classSynonyms: SHAPE_CLASSES.map((c) => [...c.names]) },
+    { classIds: classes?.ids ?? SHAPE_CLASSES.map((c) => c.id), classSynonyms: names },
   );
 }
 

@@ -12,7 +12,7 @@ import type { TensorData } from '../../src/runtime/types.ts';
 import { tinyClipConfig, type ClipConfig } from '../../src/clip/config.ts';
 import { randomClipWeights } from '../../src/clip/random.ts';
 import type { ClipWeights } from '../../src/clip/weights.ts';
-import { buildPretrainStep, contrastiveLossGraph, contrastiveLossReference, decays, TOKEN_EMBEDDING } from '../../src/pretrain/loss.ts';
+import { buildPretrainStep, contrastiveLossGraph, contrastiveLossReference, decays, textTextLossReference, TOKEN_EMBEDDING } from '../../src/pretrain/loss.ts';
 import { CompactVocab } from '../../src/pretrain/vocab.ts';
 import { Rng } from '../../src/util/rng.ts';
 
@@ -36,7 +36,21 @@ const ROWS = [
   [62, 40, 63, 0, 0, 0],
   [62, 9, 5, 40, 17, 63],
 ];
-const VOCAB = new CompactVocab(ROWS.flat());
+/** Text pairs (3 pairs: a rows, then b rows); pairs 0 and 2 have equal b texts, so they are interchangeable. */
+const PAIR_ROWS = [
+  [62, 9, 17, 63, 0],
+  [62, 40, 5, 9, 63],
+  [62, 5, 63, 0, 0],
+  [62, 33, 34, 63, 0],
+  [62, 35, 63, 0, 0],
+  [62, 33, 34, 63, 0],
+];
+const PAIR_TARGETS = [
+  [1, 0, 1],
+  [0, 1, 0],
+  [1, 0, 1],
+];
+const VOCAB = new CompactVocab([...ROWS.flat(), ...PAIR_ROWS.flat()]);
 
 function targets(dtype: 'float32' | 'float64'): TensorData {
   const t = dtype === 'float64' ? new Float64Array(B * K) : new Float32Array(B * K);
@@ -47,6 +61,11 @@ function compactIds(): TensorData {
   const T = ROWS[0]!.length;
   const lengths = ROWS.map((r) => r.indexOf(63) + 1);
   return { dtype: 'int64', dims: [K, T], data: VOCAB.compactRows(Int32Array.from(ROWS.flat()), K, T, lengths) };
+}
+function pairIds(): TensorData {
+  const T = PAIR_ROWS[0]!.length;
+  const lengths = PAIR_ROWS.map((r) => r.indexOf(63) + 1);
+  return { dtype: 'int64', dims: [6, T], data: VOCAB.compactRows(Int32Array.from(PAIR_ROWS.flat()), 6, T, lengths) };
 }
 function fullIds(): TensorData {
   return { dtype: 'int64', dims: [K, ROWS[0]!.length], data: BigInt64Array.from(ROWS.flat(), (v) => BigInt(v)) };
@@ -216,4 +235,84 @@ test('training the compact token table equals training the full table (AdamW, de
   // scattering the compact rows back gives the full table
   const back = VOCAB.scatterRows(W.get(TOKEN_EMBEDDING)!, compactTable).data;
   for (let i = 0; i < back.length; i++) assert.ok(Math.abs(back[i]! - fullTable[i]!) <= 1e-6 * Math.max(1, Math.abs(fullTable[i]!)));
+});
+
+test('float64 gradients of the loss with the text–text term match finite differences; the term matches its reference', async (t) => {
+  const W = compactWeights(randomClipWeights(cfg, 11, { perturbStd: 0.2 }));
+  W.set('logit_scale', { shape: [], data: Float32Array.of(1.1) });
+  const weight = 0.7;
+  const c = contrastiveLossGraph(cfg, W, { dtype: 'float64', name: 'gradcheck-tt', textText: { pairs: 3, weight } });
+  const params = [...c.src.trainable.values()];
+  const tt = c.textText!;
+  buildTrainStep(c.g, {
+    loss: c.loss,
+    params,
+    optimizer: { kind: 'sgd' },
+    extraOutputs: { img: c.imageEmbeds, txt: c.textEmbeds, a: tt.a, b: tt.b, tt: tt.loss, i2t: c.lossI2T, t2i: c.lossT2I },
+  });
+  const s = await engine.session('gradcheck-tt', () => c.g.toBytes(), { optimizationLevel: 'basic' });
+  const values = new Map<string, Float64Array>();
+  for (const p of params) values.set(p.name, Float64Array.from(W.get(p.name)!.data));
+  const px = pixelsOf(2, 'float64');
+  const feeds = (over?: { name: string; i: number; delta: number }): Record<string, TensorData> => {
+    const f: Record<string, TensorData> = {
+      pixels: px,
+      ids: compactIds(),
+      targets: targets('float64'),
+      tt_ids: pairIds(),
+      tt_targets: { dtype: 'float64', dims: [3, 3], data: Float64Array.from(PAIR_TARGETS.flat()) },
+      lr: { dtype: 'float64', dims: [], data: Float64Array.of(1) },
+      step: { dtype: 'float64', dims: [], data: Float64Array.of(1) },
+    };
+    for (const p of params) {
+      let data = values.get(p.name)!;
+      if (over?.name === p.name) {
+        data = data.slice();
+        data[over.i]! += over.delta;
+      }
+      f[p.name] = { dtype: 'float64', dims: [...(p.shape as number[])], data };
+    }
+    return f;
+  };
+  const base = await engine.run(s, feeds());
+  const E = cfg.embedDim;
+  const rows = (name: string, n: number) => Array.from({ length: n }, (_, i) => (base[name]!.data as Float64Array).subarray(i * E, (i + 1) * E));
+  const ls = Math.fround(1.1);
+  const ttRef = textTextLossReference(rows('a', 3), rows('b', 3), PAIR_TARGETS, ls);
+  assert.ok(Math.abs(ttRef - (base['tt']!.data[0] as number)) < 1e-12, `text-text ${base['tt']!.data[0]} vs ${ttRef}`);
+  const it = contrastiveLossReference(rows('img', B), rows('txt', K), TEXT_OF_IMAGE, ls).loss;
+  assert.ok(Math.abs(it + weight * ttRef - (base['loss']!.data[0] as number)) < 1e-12);
+  // the a and b embeddings are the text tower's on those rows: equal b texts give equal embeddings
+  const b = rows('b', 3);
+  assert.deepEqual(Array.from(b[0]!), Array.from(b[2]!));
+
+  const h = 1e-6;
+  const pick = new Rng(8);
+  let worst = 0;
+  const names = ['logit_scale', TOKEN_EMBEDDING, 'text_projection.weight', 'text_model.encoder.layers.0.mlp.fc1.weight', 'text_model.final_layer_norm.bias'];
+  for (const name of names) {
+    const n = values.get(name)!.length;
+    // the token rows of the pair-only ids (33, 34, 35) get their gradient only from the text–text term
+    const idx = name === TOKEN_EMBEDDING ? [VOCAB.compact(33) * cfg.text.width + 1, VOCAB.compact(35) * cfg.text.width + 2, pick.int(n)] : [pick.int(n), pick.int(n)];
+    const next = base[`${name}.next`]!.data as Float64Array;
+    for (const i of idx) {
+      const gradient = values.get(name)![i]! - next[i]!;
+      const lp = (await engine.run(s, feeds({ name, i, delta: h }), ['loss']))['loss']!.data[0] as number;
+      const lm = (await engine.run(s, feeds({ name, i, delta: -h }), ['loss']))['loss']!.data[0] as number;
+      const fd = (lp - lm) / (2 * h);
+      const err = Math.abs(fd - gradient) / Math.max(1e-3, Math.abs(fd));
+      worst = Math.max(worst, err);
+      assert.ok(err < 1e-5, `${name}[${i}]: graph ${gradient} vs finite difference ${fd}`);
+      if (name === TOKEN_EMBEDDING && i !== idx[2]) assert.ok(Math.abs(fd) > 1e-8, `pair-only token row ${i} has a gradient`);
+    }
+  }
+  t.diagnostic(`worst relative error ${worst.toExponential(2)}`);
+});
+
+test('the text–text reference: hand-computed values', () => {
+  // orthogonal unit pairs, scale 1: each direction is −log(e / (e + 1))
+  const ce = -(1 - Math.log(Math.E + 1));
+  assert.ok(Math.abs(textTextLossReference([[1, 0], [0, 1]], [[1, 0], [0, 1]], [[1, 0], [0, 1]], 0) - ce) < 1e-12);
+  // two interchangeable pairs with identical embeddings: the targets are ½ each, log-softmax −log 2 everywhere
+  assert.ok(Math.abs(textTextLossReference([[1, 0], [1, 0]], [[0, 1], [0, 1]], [[1, 1], [1, 1]], 0) - Math.log(2)) < 1e-12);
 });

@@ -16,7 +16,7 @@ import type { CliIO, Command } from '../command.ts';
 import { UsageError } from '../command.ts';
 import { pct } from '../format.ts';
 import { ClipTokenizer } from '../../clip/tokenizer.ts';
-import { loadPretrainConfig, PretrainConfigError } from '../../pretrain/config.ts';
+import { loadPretrainConfig, PretrainConfigError, type PretrainConfig } from '../../pretrain/config.ts';
 import { pretrain, type PretrainEvent } from '../../pretrain/train.ts';
 
 const DEFAULT_BPE = '../shared/clip/bpe_simple_vocab_16e6.txt.gz';
@@ -38,7 +38,8 @@ options:
                          its start, logit_scale at the init model's value; token rows no caption uses are
                          exported unchanged
   --out DIR              model folder written at the end (default: the config's 'out', else
-                         runs/pretrain/<name>/model)
+                         runs/pretrain/<name>/model; the shipped models/moeclip-tiny is only replaced when
+                         named here or in the config)
   --checkpoint-dir DIR   checkpoint folder (default: the config's 'checkpointDir', else
                          runs/pretrain/<name>/checkpoints)
   --resume               continue from the checkpoint in the checkpoint folder (the config, init included,
@@ -72,6 +73,18 @@ export function resolveTokenizer(explicit: string | undefined, cwd: string): Cli
     if (existsSync(c) && (c.endsWith('.gz') || existsSync(join(c, 'vocab.json')))) return load(c);
   }
   throw new UsageError(`no CLIP tokenizer found (looked for ${candidates.join(', ')}); pass --tokenizer PATH`);
+}
+
+/**
+ * The model and checkpoint folders of a run: `--out` / `--checkpoint-dir` (resolved against `cwd`), else the
+ * config's `out` / `checkpointDir`, else `runs/pretrain/<name>/model` and `…/checkpoints` under `cwd`.
+ */
+export function pretrainDirs(cfg: PretrainConfig, flags: { out?: string | undefined; checkpointDir?: string | undefined }, cwd: string): { outDir: string; checkpointDir: string } {
+  const name = cfg.name ?? 'run';
+  return {
+    outDir: flags.out !== undefined ? resolve(cwd, flags.out) : (cfg.out ?? resolve(cwd, 'runs', 'pretrain', name, 'model')),
+    checkpointDir: flags.checkpointDir !== undefined ? resolve(cwd, flags.checkpointDir) : (cfg.checkpointDir ?? resolve(cwd, 'runs', 'pretrain', name, 'checkpoints')),
+  };
 }
 
 function fmtDuration(sec: number): string {
@@ -123,6 +136,7 @@ function reporter(io: CliIO): { onEvent: (e: PretrainEvent) => void; stop: () =>
           `pretraining: ${e.samples} images of ${e.classes} classes, batch ${e.batchSize}, ${e.steps} steps` +
             `${e.stopAt < e.steps ? ` (stopping at ${e.stopAt})` : ''}, ${(e.params / 1e6).toFixed(2)} M trainable parameters, ` +
             `${e.vocab} caption tokens${e.init !== null ? `, initialised from ${e.init}` : ''}` +
+            `${e.pairSynsets !== null ? `; text pairs over ${e.pairSynsets} WordNet synsets` : ''}` +
             `${e.startStep > 0 ? `; resuming at step ${e.startStep}` : ''}\n`,
         );
         if (io.isTTY) {
@@ -152,6 +166,7 @@ function reporter(io: CliIO): { onEvent: (e: PretrainEvent) => void; stop: () =>
           const eta = (total - e.step) / rate;
           io.stderr(
             `step ${e.step}/${e.steps}: loss ${e.loss.toFixed(4)} (avg ${emaLoss.toFixed(4)}), batch acc ${pct(e.batchAccuracy)}, ` +
+              (e.lossTT !== null ? `text-text ${e.lossTT.toFixed(4)} (acc ${pct(e.pairAccuracy ?? 0)}), ` : '') +
               `lr ${e.lr.toExponential(2)}, scale ${e.logitScale.toFixed(1)}${e.gradNorm !== null ? `, |g| ${e.gradNorm.toFixed(2)}` : ''}, ` +
               `${ema.toFixed(1)} img/s, ETA ${fmtDuration(eta)}\n`,
           );
@@ -162,6 +177,7 @@ function reporter(io: CliIO): { onEvent: (e: PretrainEvent) => void; stop: () =>
         line(
           `eval at step ${e.step}: zero-shot ${pct(e.seen.accuracy)} on ${e.seen.n} images of the ${e.seen.classes} training classes` +
             (e.unseen ? `, ${pct(e.unseen.accuracy)} on ${e.unseen.n} images of ${e.unseen.classes} held-out classes` : '') +
+            e.extra.map((x) => `, ${x.dataset}/${x.split} ${pct(x.accuracy)} (${x.n} images, ${x.classes} classes)`).join('') +
             ` (${(e.ms / 1000).toFixed(1)}s)`,
         );
         break;
@@ -201,10 +217,7 @@ const pretrainCommand: Command = {
     const sets = values.init !== undefined ? [...values.set, `init=${JSON.stringify(resolve(cwd, values.init))}`] : values.set;
     const cfg = await asUsageError(() => loadPretrainConfig(config, { sets, cwd }), { when: (e) => e instanceof PretrainConfigError });
     if (threads !== undefined) cfg.threads = threads;
-    const name = cfg.name ?? 'run';
-    const outDir = values.out !== undefined ? resolve(cwd, values.out) : (cfg.out ?? resolve(cwd, 'runs', 'pretrain', name, 'model'));
-    const checkpointDir =
-      values['checkpoint-dir'] !== undefined ? resolve(cwd, values['checkpoint-dir']) : (cfg.checkpointDir ?? resolve(cwd, 'runs', 'pretrain', name, 'checkpoints'));
+    const { outDir, checkpointDir } = pretrainDirs(cfg, { out: values.out, checkpointDir: values['checkpoint-dir'] }, cwd);
     // the token ids must be the init model's: its tokenizer is the default when initialising from a model
     const tokenizer = resolveTokenizer(values.tokenizer ?? cfg.tokenizer ?? cfg.init, cwd);
 
@@ -246,7 +259,7 @@ const pretrainCommand: Command = {
       checkpoint: result.checkpointPath,
       seconds: Math.round(result.elapsedMs / 100) / 10,
       eval: result.eval
-        ? { step: result.eval.step, seen: result.eval.seen, unseen: result.eval.unseen }
+        ? { step: result.eval.step, seen: result.eval.seen, unseen: result.eval.unseen, extra: result.eval.extra }
         : null,
     };
     io.stderr(
