@@ -6,11 +6,11 @@
  * progress on stderr (a bar on a TTY, plain lines otherwise).
  */
 import { resolve } from 'node:path';
-import cliProgress from 'cli-progress';
 import { parseCli, parseThreads } from '../args.ts';
 import type { CliIO, Command } from '../command.ts';
 import { UsageError } from '../command.ts';
 import { pct, timestamp } from '../format.ts';
+import { ProgressBar } from '../progress.ts';
 import { DEFAULT_CLIP_MODEL_DIR, isModelDir, PRETRAIN_COMMAND } from '../../methods/clip-resources.ts';
 import { DEMO_METHODS, DEMO_SCENARIOS, formatDemoTables, runDemo, type DemoRunInfo } from '../../demo/demo.ts';
 import type { RunEvent } from '../../run/events.ts';
@@ -40,7 +40,7 @@ function progress(io: CliIO): {
   onEvent: (r: DemoRunInfo, e: RunEvent) => void;
   stop: () => void;
 } {
-  let bar: cliProgress.SingleBar | null = null;
+  let bar: ProgressBar | null = null;
   let total = 0;
   let lastPrinted = 0;
   let correct = 0;
@@ -64,17 +64,8 @@ function progress(io: CliIO): {
         case 'run_start':
           total = e.trainSamples;
           if (io.isTTY) {
-            const stream = { isTTY: true, columns: 100, write: (s: string) => (io.stderr(s), true) };
-            bar = new cliProgress.SingleBar(
-              {
-                stream: stream as unknown as NodeJS.WritableStream,
-                format: `${tag} |{bar}| {value}/{total} samples | online {online} | ETA {eta_formatted}`,
-                hideCursor: true,
-                clearOnComplete: true,
-              },
-              cliProgress.Presets.shades_classic,
-            );
-            bar.start(total, 0, { online: '—' });
+            bar = new ProgressBar(io.stderr, { total, render: (b, f) => `${tag} |${b.bar}| ${b.value}/${b.total} samples | online ${f['online'] ?? '—'} | ETA ${b.eta}` });
+            bar.update(0);
           } else io.stderr(`${tag}: ${e.tasks} tasks, ${e.trainSamples} training samples\n`);
           break;
         case 'batch':

@@ -10,11 +10,11 @@
 import { existsSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import cliProgress from 'cli-progress';
 import { asUsageError, parseConfigCli, parsePositiveInt, parseThreads } from '../args.ts';
 import type { CliIO, Command } from '../command.ts';
 import { UsageError } from '../command.ts';
 import { pct } from '../format.ts';
+import { EtaEstimator, formatDuration, ProgressBar } from '../progress.ts';
 import { ClipTokenizer } from '../../clip/tokenizer.ts';
 import { loadPretrainConfig, PretrainConfigError, type PretrainConfig } from '../../pretrain/config.ts';
 import { pretrain, type PretrainEvent } from '../../pretrain/train.ts';
@@ -87,17 +87,10 @@ export function pretrainDirs(cfg: PretrainConfig, flags: { out?: string | undefi
   };
 }
 
-function fmtDuration(sec: number): string {
-  if (!Number.isFinite(sec)) return '—';
-  const s = Math.round(sec);
-  const h = Math.floor(s / 3600);
-  const m = Math.floor((s % 3600) / 60);
-  return h > 0 ? `${h}h${String(m).padStart(2, '0')}m` : `${m}m${String(s % 60).padStart(2, '0')}s`;
-}
-
 /** Turns training events into a progress bar (TTY) or periodic lines on stderr. */
 function reporter(io: CliIO): { onEvent: (e: PretrainEvent) => void; stop: () => void } {
-  let bar: cliProgress.SingleBar | null = null;
+  let bar: ProgressBar | null = null;
+  let eta: EtaEstimator | null = null;
   let total = 0;
   let startStep = 0;
   let every = 1;
@@ -105,17 +98,13 @@ function reporter(io: CliIO): { onEvent: (e: PretrainEvent) => void; stop: () =>
   let ema = 0;
   let emaLoss = 0;
   let lastDataLine = 0;
-  const t0 = Date.now();
   const stop = () => {
     bar?.stop();
     bar = null;
   };
   const line = (s: string) => {
-    if (bar) {
-      // keep the bar intact: clear its line, print, redraw
-      io.stderr('\r\x1b[2K' + s + '\n');
-      bar.render();
-    } else io.stderr(s + '\n');
+    if (bar) bar.log(s);
+    else io.stderr(s + '\n');
   };
   const onEvent = (e: PretrainEvent) => {
     switch (e.type) {
@@ -139,36 +128,30 @@ function reporter(io: CliIO): { onEvent: (e: PretrainEvent) => void; stop: () =>
             `${e.pairSynsets !== null ? `; text pairs over ${e.pairSynsets} WordNet synsets` : ''}` +
             `${e.startStep > 0 ? `; resuming at step ${e.startStep}` : ''}\n`,
         );
+        // a smoothed ETA (src/cli/progress.ts): none before a few steps, the first (session-building) step left out
+        eta = new EtaEstimator(total);
+        eta.update(startStep, performance.now());
         if (io.isTTY) {
-          const stream = { isTTY: true, columns: 110, write: (s: string) => (io.stderr(s), true) };
-          bar = new cliProgress.SingleBar(
-            {
-              stream: stream as unknown as NodeJS.WritableStream,
-              format: 'step {value}/{total} |{bar}| {ips} img/s | loss {loss} | lr {lr} | acc {acc} | ETA {eta_formatted}',
-              hideCursor: true,
-              clearOnComplete: false,
-              etaBuffer: 50,
-            },
-            cliProgress.Presets.shades_classic,
-          );
-          bar.start(total, startStep, { ips: '—', loss: '—', lr: '—', acc: '—' });
+          bar = new ProgressBar(io.stderr, {
+            total,
+            render: (b, f) => `step ${b.value}/${b.total} |${b.bar}| ${f['ips'] ?? '—'} img/s | loss ${f['loss'] ?? '—'} | lr ${f['lr'] ?? '—'} | acc ${f['acc'] ?? '—'} | ETA ${b.eta}`,
+          });
+          bar.update(startStep);
         }
         break;
       case 'step': {
         ema = ema === 0 ? e.imagesPerSec : 0.9 * ema + 0.1 * e.imagesPerSec;
         emaLoss = emaLoss === 0 ? e.loss : 0.95 * emaLoss + 0.05 * e.loss;
+        eta?.update(e.step, performance.now());
         if (bar) {
           bar.update(e.step, { ips: ema.toFixed(1), loss: emaLoss.toFixed(4), lr: e.lr.toExponential(2), acc: pct(e.batchAccuracy) });
         } else if (e.step % every === 0 || e.step === total || Date.now() - lastLine > 60_000) {
           lastLine = Date.now();
-          const done = e.step - startStep;
-          const rate = done / ((Date.now() - t0) / 1000);
-          const eta = (total - e.step) / rate;
           io.stderr(
             `step ${e.step}/${e.steps}: loss ${e.loss.toFixed(4)} (avg ${emaLoss.toFixed(4)}), batch acc ${pct(e.batchAccuracy)}, ` +
               (e.lossTT !== null ? `text-text ${e.lossTT.toFixed(4)} (acc ${pct(e.pairAccuracy ?? 0)}), ` : '') +
               `lr ${e.lr.toExponential(2)}, scale ${e.logitScale.toFixed(1)}${e.gradNorm !== null ? `, |g| ${e.gradNorm.toFixed(2)}` : ''}, ` +
-              `${ema.toFixed(1)} img/s, ETA ${fmtDuration(eta)}\n`,
+              `${ema.toFixed(1)} img/s, ETA ${formatDuration(eta?.seconds() ?? null)}\n`,
           );
         }
         break;
