@@ -28,6 +28,7 @@ export * as moe from './moe/index.ts';
 export * as run from './run/index.ts';
 export * as report from './report/index.ts';
 export * as config from './config/index.ts';
+export { loadLearner, exportLearner, type Learner, type LearnerPrediction } from './learner/index.ts';
 export { Rng, type RngState } from './util/rng.ts';
 export { ClipModel } from './clip/clip.ts';
 export { ClipTokenizer } from './clip/tokenizer.ts';

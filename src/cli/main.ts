@@ -17,6 +17,8 @@ const COMMANDS: Record<string, () => Promise<{ default: Command }>> = {
   pretrain: () => import('./commands/pretrain.ts'),
   methods: () => import('./commands/methods.ts'),
   presets: () => import('./commands/presets.ts'),
+  export: () => import('./commands/export.ts'),
+  predict: () => import('./commands/predict.ts'),
 };
 
 export async function main(argv: string[], io: CliIO): Promise<number> {

@@ -8,7 +8,7 @@ import type { Image } from '../data/types.ts';
 import type { TensorData } from '../runtime/types.ts';
 import type { Rng } from '../util/rng.ts';
 import type { MethodDefinition } from './registry.ts';
-import type { CostInfo, Method, MethodEnv, MethodState, MethodStateContext, ObserveContext, ObserveResult, PredictContext, TaskContext, TaskInfo, TrainBatch } from './method.ts';
+import type { CostInfo, DetailedPrediction, Method, MethodEnv, MethodState, MethodStateContext, ObserveContext, ObserveResult, PredictContext, TaskContext, TaskInfo, TrainBatch } from './method.ts';
 import { jsonObject, prefixed, unprefixed } from './state.ts';
 import { acquireClip, DEFAULT_CLIP_MODEL_DIR, type ClipLease } from './clip-resources.ts';
 import { ClipTrainer, visibleClassesFor, type Peft, type TrainerOptions } from './clip-trainer.ts';
@@ -58,6 +58,11 @@ export class TrainableClipMethod implements Method {
 
   async predict(images: Image[], candidates: readonly number[], ctx: PredictContext): Promise<Int32Array> {
     return this.trainer.predict(images, candidates, ctx, 0, ctx.purpose);
+  }
+
+  /** {@link predict} with probabilities (no routes). */
+  predictDetailed(images: Image[], candidates: readonly number[], ctx: PredictContext): Promise<DetailedPrediction> {
+    return this.trainer.predictDetailed(images, candidates, ctx, 0, ctx.purpose);
   }
 
   describeCost(): CostInfo {

@@ -46,9 +46,9 @@ import { ResidentTrainState } from '../runtime/resident-state.ts';
 import { sessionKey } from '../runtime/session-key.ts';
 import type { TensorData } from '../runtime/types.ts';
 import type { Image } from '../data/types.ts';
-import type { MethodState, StreamView } from './method.ts';
+import type { DetailedPrediction, MethodState, StreamView } from './method.ts';
 import { jsonObject, prefixed, unprefixed } from './state.ts';
-import { argmaxDot } from './zeroshot-clip.ts';
+import { argmaxDot, softmaxDots } from './zeroshot-clip.ts';
 
 /** Options every trainable CLIP method shares (merged into each method's schema). */
 export const TrainerOptionsShape = {
@@ -505,6 +505,14 @@ export class ClipTrainer {
     const W = await this.classWeights(candidates, stream, router, false, templatesForPurpose(purpose));
     const fs = await this.imageEmbeddings(images);
     return ClipTrainer.classify(fs, candidates, () => W);
+  }
+
+  /** {@link predict} with the probabilities softmax(exp(logit_scale) · cosine) over the candidates. */
+  async predictDetailed(images: Image[], candidates: readonly number[], stream: StreamView, router = 0, purpose?: string): Promise<DetailedPrediction> {
+    if (images.length === 0 || candidates.length === 0) return { labels: new Int32Array(images.length).fill(-1), probs: new Float64Array(images.length * candidates.length) };
+    const W = await this.classWeights(candidates, stream, router, false, templatesForPurpose(purpose));
+    const fs = await this.imageEmbeddings(images);
+    return { labels: ClipTrainer.classify(fs, candidates, () => W), probs: softmaxDots(fs, () => W, this.model.logitScale) };
   }
 
   /** Logits [B, C] of the teacher (exp(logit_scale)·f·wᵀ) for `images` over `classes` (template ensemble). */

@@ -141,6 +141,8 @@ export interface Method {
    * decide (e.g. no class mean yet) returns -1, which counts as wrong.
    */
   predict(images: Image[], candidates: readonly number[], ctx: PredictContext): Promise<Int32Array>;
+  /** {@link predict} with probabilities and, for methods that route, the route of each image (learner exports). */
+  predictDetailed?(images: Image[], candidates: readonly number[], ctx: PredictContext): Promise<DetailedPrediction>;
   /** Parameter counts for cost.json. */
   describeCost(): CostInfo;
   /**
@@ -153,6 +155,16 @@ export interface Method {
   loadState?(state: MethodState, ctx: MethodStateContext): Promise<void>;
   /** Releases sessions, engines, buffers. */
   dispose?(): Promise<void>;
+}
+
+/** What {@link Method.predictDetailed} returns for B images among C candidates. */
+export interface DetailedPrediction {
+  /** The labels {@link Method.predict} returns (-1 = abstain). */
+  labels: Int32Array;
+  /** [B, C] row-major, candidates in the order given; each row sums to 1 (all 0 for an abstention). */
+  probs: Float64Array;
+  /** The router (subnet) that answered each image, -1 = plain zero-shot CLIP; absent for methods without routing. */
+  routes?: Int32Array;
 }
 
 /** Maps images to feature vectors (e.g. a CLIP image encoder); one Float32Array per image, same length. */

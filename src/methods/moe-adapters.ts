@@ -30,7 +30,8 @@ import type { Rng, RngSnapshot } from '../util/rng.ts';
 import { jsonObject } from './state.ts';
 import { ClipTrainer, templatesForPurpose, TrainerOptionsShape, type Peft, type PeftGraphContext, type PeftMode } from './clip-trainer.ts';
 import { defineClipMethod, ModelOptionShape, SitesOptionShape, TrainableClipMethod } from './clip-method.ts';
-import type { CostInfo, MethodState, MethodStateContext, ObserveContext, ObserveResult, PredictContext, TaskContext, TaskInfo, TrainBatch } from './method.ts';
+import { softmaxDots } from './zeroshot-clip.ts';
+import type { CostInfo, DetailedPrediction, MethodState, MethodStateContext, ObserveContext, ObserveResult, PredictContext, TaskContext, TaskInfo, TrainBatch } from './method.ts';
 
 export const MoeAdaptersSchema = z
   .strictObject({
@@ -311,8 +312,14 @@ export class MoeAdaptersMethod extends TrainableClipMethod {
   }
 
   override async predict(images: Image[], candidates: readonly number[], ctx: PredictContext): Promise<Int32Array> {
+    return (await this.predictDetailed(images, candidates, ctx)).labels;
+  }
+
+  /** {@link predict} with probabilities and the router that answered each image (-1: DDAS sent it to zero-shot CLIP). */
+  override async predictDetailed(images: Image[], candidates: readonly number[], ctx: PredictContext): Promise<DetailedPrediction> {
     if (!this.ddas || this.ddas.describe().tasks.length === 0 || images.length === 0 || candidates.length === 0) {
-      return this.trainer.predict(images, candidates, ctx, this.moe.router, ctx.purpose);
+      const r = await this.trainer.predictDetailed(images, candidates, ctx, this.moe.router, ctx.purpose);
+      return { ...r, routes: new Int32Array(images.length).fill(this.moe.router) };
     }
     const t0 = performance.now();
     const plain = await this.lease.features.images(images, 'cache', this.o.evalBatchSize);
@@ -336,7 +343,8 @@ export class MoeAdaptersMethod extends TrainableClipMethod {
       const zs = () => this.lease.features.classEmbeddings(candidates.map((c) => ctx.classNames[c]!), candidates.map((c) => (mode === 'first' ? ctx.templatesFor(c).slice(0, 1) : ctx.templatesFor(c))));
       byRouter.set(r, r < 0 ? await zs() : await this.trainer.classWeights(candidates, ctx, r, false, mode));
     }
-    return ClipTrainer.classify(feats, candidates, (i) => byRouter.get(router[i]!)!);
+    const weightsFor = (i: number) => byRouter.get(router[i]!)!;
+    return { labels: ClipTrainer.classify(feats, candidates, weightsFor), probs: softmaxDots(feats, weightsFor, this.trainer.model.logitScale), routes: router };
   }
 
   override describeCost(): CostInfo {

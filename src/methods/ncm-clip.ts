@@ -13,7 +13,7 @@
  */
 import { z } from 'zod';
 import type { Image } from '../data/types.ts';
-import type { CostInfo, Method, MethodEnv, MethodState, ObserveContext, TrainBatch } from './method.ts';
+import type { CostInfo, DetailedPrediction, Method, MethodEnv, MethodState, ObserveContext, TrainBatch } from './method.ts';
 import type { MethodDefinition } from './registry.ts';
 import { NcmMethod, NcmOptionsSchema } from './ncm.ts';
 import { acquireClip, DEFAULT_CLIP_MODEL_DIR, type ClipLease } from './clip-resources.ts';
@@ -43,6 +43,7 @@ export class NcmClipMethod implements Method {
       // NcmMethod only calls this from predict (observe is done here): evaluation images → cached
       (images) => features.images(images, 'cache', batch),
     );
+    this.ncm.probScale = features.model.logitScale;
   }
 
   async observe(batch: TrainBatch, ctx: ObserveContext): Promise<void> {
@@ -54,6 +55,11 @@ export class NcmClipMethod implements Method {
 
   predict(images: Image[], candidates: readonly number[]): Promise<Int32Array> {
     return this.ncm.predict(images, candidates);
+  }
+
+  /** {@link predict} with probabilities (NcmMethod's, at CLIP's logit scale; no routes). */
+  predictDetailed(images: Image[], candidates: readonly number[]): Promise<DetailedPrediction> {
+    return this.ncm.predictDetailed(images, candidates);
   }
 
   /** The class means (see {@link NcmMethod.saveState}). */

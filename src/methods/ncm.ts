@@ -15,7 +15,7 @@
  */
 import { z } from 'zod';
 import type { Image } from '../data/types.ts';
-import type { CostInfo, FeatureFn, Method, MethodEnv, MethodState, ObserveContext, TrainBatch } from './method.ts';
+import type { CostInfo, DetailedPrediction, FeatureFn, Method, MethodEnv, MethodState, ObserveContext, TrainBatch } from './method.ts';
 import type { MethodDefinition } from './registry.ts';
 import { l2NormalizeInPlace } from '../util/vector.ts';
 import { pixelFeatures } from './pixel-features.ts';
@@ -97,13 +97,27 @@ export class NcmMethod implements Method {
     return s ? Float64Array.from(s.mean) : null;
   }
 
+  /** Softmax scale of {@link predictDetailed}'s probabilities (ncm-clip: CLIP's exp(logit_scale)). */
+  probScale = 1;
+
   async predict(images: Image[], candidates: readonly number[]): Promise<Int32Array> {
+    return (await this.predictDetailed(images, candidates)).labels;
+  }
+
+  /**
+   * {@link predict} with probabilities: the softmax over the candidates with a class mean of
+   * `probScale · cos(f, μ_c)` (cosine) or `−probScale/2 · ‖f − μ_c‖²` (euclidean); 0 for the others.
+   */
+  async predictDetailed(images: Image[], candidates: readonly number[]): Promise<DetailedPrediction> {
     const out = new Int32Array(images.length).fill(-1);
-    const cands = candidates.map((c) => ({ c, s: this.stats.get(c) })).filter((x) => x.s !== undefined) as Array<{
+    const C = candidates.length;
+    const probs = new Float64Array(images.length * C);
+    const cands = candidates.map((c, col) => ({ c, col, s: this.stats.get(c) })).filter((x) => x.s !== undefined) as Array<{
       c: number;
+      col: number;
       s: ClassStat;
     }>;
-    if (cands.length === 0 || images.length === 0) return out;
+    if (cands.length === 0 || images.length === 0) return { labels: out, probs };
     const norms = cands.map(({ s }) => {
       let q = 0;
       for (let k = 0; k < s.mean.length; k++) q += s.mean[k]! * s.mean[k]!;
@@ -111,6 +125,7 @@ export class NcmMethod implements Method {
     });
     const fs = await this.features(images);
     const cosine = this.options.metric === 'cosine';
+    const logits = new Float64Array(cands.length);
     fs.forEach((f, i) => {
       let best = -1;
       let bestScore = -Infinity;
@@ -129,14 +144,19 @@ export class NcmMethod implements Method {
           }
           score = -d;
         }
+        logits[j] = (cosine ? 1 : 0.5) * this.probScale * score;
         if (score > bestScore) {
           bestScore = score;
           best = c;
         }
       });
       out[i] = best;
+      const mx = Math.max(...logits);
+      let z = 0;
+      cands.forEach(({ col }, j) => (z += probs[i * C + col] = Math.exp(logits[j]! - mx)));
+      for (const { col } of cands) probs[i * C + col]! /= z;
     });
-    return out;
+    return { labels: out, probs };
   }
 
   /** Class means as float64 tensors `mean/<label>`, counts and the feature length as JSON. */

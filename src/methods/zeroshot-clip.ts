@@ -12,7 +12,7 @@
  */
 import { z } from 'zod';
 import type { Image } from '../data/types.ts';
-import type { CostInfo, Method, MethodEnv, MethodState, PredictContext, StreamView } from './method.ts';
+import type { CostInfo, DetailedPrediction, Method, MethodEnv, MethodState, PredictContext, StreamView } from './method.ts';
 import type { MethodDefinition } from './registry.ts';
 import { acquireClip, DEFAULT_CLIP_MODEL_DIR, type ClipLease } from './clip-resources.ts';
 
@@ -55,6 +55,32 @@ export function argmaxDot(f: Float32Array, rows: readonly Float32Array[]): numbe
   return best;
 }
 
+/**
+ * CLIP's class probabilities: per image i the softmax over j of `scale · f_i · rows_j` (the same dot products as
+ * {@link argmaxDot}), as [B, C] row-major float64; C = 0 gives an empty array.
+ */
+export function softmaxDots(features: readonly Float32Array[], rowsFor: (i: number) => readonly Float32Array[], scale: number): Float64Array {
+  const rows0 = features.length > 0 ? rowsFor(0).length : 0;
+  const out = new Float64Array(features.length * rows0);
+  features.forEach((f, i) => {
+    const rows = rowsFor(i);
+    const C = rows.length;
+    if (C !== rows0) throw new Error(`softmaxDots: image ${i} has ${C} class rows, image 0 has ${rows0}`);
+    let max = -Infinity;
+    for (let j = 0; j < C; j++) {
+      const w = rows[j]!;
+      let s = 0;
+      for (let d = 0; d < f.length; d++) s += f[d]! * w[d]!;
+      out[i * C + j] = scale * s;
+      if (scale * s > max) max = scale * s;
+    }
+    let z = 0;
+    for (let j = 0; j < C; j++) z += out[i * C + j] = Math.exp(out[i * C + j]! - max);
+    for (let j = 0; j < C; j++) out[i * C + j]! /= z;
+  });
+  return out;
+}
+
 export class ZeroShotClipMethod implements Method {
   readonly name = 'zeroshot-clip';
   private readonly classifier = new Map<number, Float32Array>();
@@ -87,15 +113,20 @@ export class ZeroShotClipMethod implements Method {
   }
 
   async predict(images: Image[], candidates: readonly number[], ctx: PredictContext): Promise<Int32Array> {
+    return (await this.predictDetailed(images, candidates, ctx)).labels;
+  }
+
+  /** {@link predict} with softmax(exp(logit_scale) · cosine) over the candidates (no routes). */
+  async predictDetailed(images: Image[], candidates: readonly number[], ctx: PredictContext): Promise<DetailedPrediction> {
     const out = new Int32Array(images.length).fill(-1);
-    if (images.length === 0 || candidates.length === 0) return out;
+    if (images.length === 0 || candidates.length === 0) return { labels: out, probs: new Float64Array(images.length * candidates.length) };
     const before = this.classifier.size;
     const t0 = performance.now();
     const W = await this.classWeights(candidates, ctx);
     if (this.classifier.size > before) ctx.reportPhase('text_encode', performance.now() - t0);
     const fs = await this.lease.features.images(images, 'cache', this.options.batchSize);
     fs.forEach((f, i) => (out[i] = candidates[argmaxDot(f, W)]!));
-    return out;
+    return { labels: out, probs: softmaxDots(fs, () => W, this.lease.features.model.logitScale) };
   }
 
   /** Nothing trains: the classifier rows are recomputed from the frozen model as needed. */

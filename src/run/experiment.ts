@@ -232,6 +232,8 @@ async function execute(loaded: LoadedConfig, opts: ExperimentOptions, cp: RunChe
     }
     const { result } = outcome;
     folder?.finish(config.method.name, result);
+    // the trained learner (final/: state, learner.json, predictions.csv) when the method can save its state
+    if (outDir) await (await import('./final.ts')).writeFinal({ outDir, method: m, stream, loaded, evalBatchSize: runner.evalBatchSize });
     // the run's charts (src/report/plots.ts; vega is loaded only when a folder is written)
     if (outDir && opts.plots !== false) await (await import('../report/plots.ts')).writeRunPlots(outDir);
     if (outDir) rmSync(join(outDir, CHECKPOINT_DIR), { recursive: true, force: true });
