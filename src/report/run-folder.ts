@@ -11,6 +11,10 @@
  *   baseline.csv          task,accuracy                 (b_i, only when the baseline was evaluated)
  *   metrics.json          every metric of RunMetrics (null = undefined / not computable)
  *   cost.json             parameter counts, peak RSS, time per phase, time per sample
+ *   plots/*.svg           the run's charts (src/report/plots.ts), written after the run
+ *   final/                the trained learner of a method that can save its state (src/run/final.ts):
+ *                         method.safetensors + method.json, learner.json, predictions.csv
+ *   checkpoint/           while a run with --checkpoint-every is unfinished (src/run/checkpoint.ts)
  *
  * Accuracies are fractions in [0, 1]. Every file is written atomically (temp file + rename); events go to a
  * hidden `.events.jsonl.part` while the run is going and are renamed to `events.jsonl` when it finishes.
