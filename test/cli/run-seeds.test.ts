@@ -3,10 +3,9 @@
  * printed seed / mean / std rows), `--resume` of a multi-seed folder, `--resume` and `--checkpoint-every`
  * errors, the messages for a folder that already holds a run, and `moeclip metrics --run` on a partial folder.
  */
-import { test, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { main } from '../../src/cli/main.ts';
@@ -14,18 +13,14 @@ import type { CliIO } from '../../src/cli/command.ts';
 import { registerMethod } from '../../src/methods/registry.ts';
 import { loadConfig } from '../../src/config/load.ts';
 import { runExperiment, RunStoppedError } from '../../src/run/experiment.ts';
-import { writeMnistIdx } from '../run/fixtures.ts';
+import { tempMnistRoot } from '../run/fixtures.ts';
 
 function captureIO(): CliIO & { out: string; err: string } {
   const io = { out: '', err: '', isTTY: false, env: {}, stdout: (t: string) => void (io.out += t), stderr: (t: string) => void (io.err += t) };
   return io;
 }
 
-const dir = mkdtempSync(join(tmpdir(), 'moeclip-run-seeds-'));
-mkdirSync(join(dir, 'data'));
-writeMnistIdx(join(dir, 'data'), 'train', 6, 10, 1);
-writeMnistIdx(join(dir, 'data'), 'test', 3, 10, 2);
-after(() => rmSync(dir, { recursive: true, force: true }));
+const dir = tempMnistRoot('moeclip-run-seeds-', 6);
 const base = ['stream:', '  kind: class-incremental', '  dataset: { name: mnist, root: data }', '  tasks: 5', 'method: { name: ncm, size: 10, color: gray }', 'run: { batchSize: 6, evalPeriod: 20 }'];
 const cfg = join(dir, 'ncm.yaml');
 writeFileSync(cfg, base.join('\n') + '\n');

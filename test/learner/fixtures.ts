@@ -4,8 +4,7 @@
  * learner folder predicts the run's final evaluation (final/predictions.csv) on the test images.
  */
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { tinyClipConfig } from '../../src/clip/config.ts';
@@ -19,18 +18,15 @@ import { parseTableCsv } from '../../src/report/csv.ts';
 import { runExperiment, type ExperimentResult } from '../../src/run/experiment.ts';
 import { finalEvaluation } from '../../src/run/final.ts';
 import { Rng } from '../../src/util/rng.ts';
-import { writeMnistIdx } from '../run/fixtures.ts';
+import { tempMnistRoot } from '../run/fixtures.ts';
 
 const REPO = fileURLToPath(new URL('../../', import.meta.url));
 export const BPE = join(REPO, '../shared/clip/bpe_simple_vocab_16e6.txt.gz');
 
 /** A temp folder with `model/` (tiny random CLIP) and `data/` (MNIST idx: 8 train and 3 test images per digit). */
 export function makeRoot(tag: string): string {
-  const root = mkdtempSync(join(tmpdir(), `moeclip-learner-${tag}-`));
-  mkdirSync(join(root, 'data'));
+  const root = tempMnistRoot(`moeclip-learner-${tag}-`, 8, { cleanup: false });
   writeRandomClip(join(root, 'model'), tinyClipConfig(), { layout: 'hf', seed: 3, bpePath: BPE, perturbStd: 0.1 });
-  writeMnistIdx(join(root, 'data'), 'train', 8, 10, 1);
-  writeMnistIdx(join(root, 'data'), 'test', 3, 10, 2);
   return root;
 }
 

@@ -4,10 +4,9 @@
  * states, the step credit and the memory all matter); folder states and their messages; methods without state
  * refuse checkpoints; Rng snapshots continue exactly (the cached Box–Muller normal included).
  */
-import { test, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { loadConfig } from '../../src/config/load.ts';
@@ -15,13 +14,9 @@ import { registerMethod } from '../../src/methods/registry.ts';
 import { assertFinishedRun, runFolderStatus } from '../../src/run/checkpoint.ts';
 import { resumeExperiment, runExperiment, RunStoppedError } from '../../src/run/experiment.ts';
 import { Rng } from '../../src/util/rng.ts';
-import { writeMnistIdx } from './fixtures.ts';
+import { tempMnistRoot } from './fixtures.ts';
 
-const root = mkdtempSync(join(tmpdir(), 'moeclip-ckpt-'));
-mkdirSync(join(root, 'data'));
-writeMnistIdx(join(root, 'data'), 'train', 6, 10, 1);
-writeMnistIdx(join(root, 'data'), 'test', 3, 10, 2);
-after(() => rmSync(root, { recursive: true, force: true }));
+const root = tempMnistRoot('moeclip-ckpt-', 6);
 
 const cfgFile = join(root, 'ncm.yaml');
 writeFileSync(

@@ -3,8 +3,10 @@
  * dataset encodes its index in the first two bytes (i mod 256, ⌊i/256⌋) so fake methods can recognise samples.
  */
 import type { Dataset, Image, Stream, StreamItem, StreamTask } from '../../src/data/types.ts';
-import { writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { after } from 'node:test';
 import { Rng } from '../../src/util/rng.ts';
 
 export class MemDataset implements Dataset {
@@ -114,4 +116,17 @@ export function writeMnistIdx(dir: string, split: 'train' | 'test', perClass: nu
   writeFileSync(join(dir, `${prefix}-images-idx3-ubyte`), Buffer.concat([header(2051, [n, size, size]), pixels]));
   writeFileSync(join(dir, `${prefix}-labels-idx1-ubyte`), Buffer.concat([header(2049, [n]), Buffer.from(labels)]));
   return labels;
+}
+
+/**
+ * A temporary folder with MNIST idx files in `data/` (`trainPerClass` / 3 test images per class, seeds 1 and 2),
+ * removed after the test file (unless `cleanup: false`).
+ */
+export function tempMnistRoot(prefix: string, trainPerClass: number, opts: { cleanup?: boolean } = {}): string {
+  const root = mkdtempSync(join(tmpdir(), prefix));
+  mkdirSync(join(root, 'data'));
+  writeMnistIdx(join(root, 'data'), 'train', trainPerClass, 10, 1);
+  writeMnistIdx(join(root, 'data'), 'test', 3, 10, 2);
+  if (opts.cleanup !== false) after(() => rmSync(root, { recursive: true, force: true }));
+  return root;
 }

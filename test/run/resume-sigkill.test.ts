@@ -9,26 +9,21 @@
  * And Ctrl-C (SIGINT) without --checkpoint-every: the run writes a checkpoint, says what it kept and how to
  * resume, exits 130, and resumes to the same folder.
  */
-import { test, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { tinyClipConfig } from '../../src/clip/config.ts';
 import { writeRandomClip } from '../../src/clip/random.ts';
-import { writeMnistIdx } from './fixtures.ts';
+import { tempMnistRoot } from './fixtures.ts';
 
 const REPO = fileURLToPath(new URL('../../', import.meta.url));
 const MAIN = join(REPO, 'src/cli/main.ts');
 const BPE = join(REPO, '../shared/clip/bpe_simple_vocab_16e6.txt.gz');
-const root = mkdtempSync(join(tmpdir(), 'moeclip-resume-'));
-mkdirSync(join(root, 'data'));
+const root = tempMnistRoot('moeclip-resume-', 8);
 writeRandomClip(join(root, 'model'), tinyClipConfig(), { layout: 'hf', seed: 3, bpePath: BPE, perturbStd: 0.1 });
-writeMnistIdx(join(root, 'data'), 'train', 8, 10, 1);
-writeMnistIdx(join(root, 'data'), 'test', 3, 10, 2);
-after(() => rmSync(root, { recursive: true, force: true }));
 
 const common = (tasks: number) => [
   'stream:',

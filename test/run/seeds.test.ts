@@ -3,22 +3,17 @@
  * same stream twice); mean / sample std / n against hand-computed values; the summary of three NCM runs against
  * their own metrics.json files; resuming keeps finished seed folders and reruns an unfinished one identically.
  */
-import { test, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadConfig } from '../../src/config/load.ts';
 import { buildStream } from '../../src/data/streams.ts';
 import { streamFingerprint } from '../../src/run/checkpoint.ts';
 import { resumeSeeds, runSeeds, seedStat, withSeed, type SeedStart } from '../../src/run/seeds.ts';
-import { writeMnistIdx } from './fixtures.ts';
+import { tempMnistRoot } from './fixtures.ts';
 
-const root = mkdtempSync(join(tmpdir(), 'moeclip-seeds-'));
-mkdirSync(join(root, 'data'));
-writeMnistIdx(join(root, 'data'), 'train', 6, 10, 1);
-writeMnistIdx(join(root, 'data'), 'test', 3, 10, 2);
-after(() => rmSync(root, { recursive: true, force: true }));
+const root = tempMnistRoot('moeclip-seeds-', 6);
 
 const cfgFile = join(root, 'ncm.yaml');
 writeFileSync(
