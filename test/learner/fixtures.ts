@@ -18,7 +18,7 @@ import { parseTableCsv } from '../../src/report/csv.ts';
 import { runExperiment, type ExperimentResult } from '../../src/run/experiment.ts';
 import { finalEvaluation } from '../../src/run/final.ts';
 import { Rng } from '../../src/util/rng.ts';
-import { tempMnistRoot } from '../run/fixtures.ts';
+import { digitStreamYaml, tempMnistRoot } from '../run/fixtures.ts';
 
 const REPO = fileURLToPath(new URL('../../', import.meta.url));
 export const BPE = join(REPO, '../shared/clip/bpe_simple_vocab_16e6.txt.gz');
@@ -37,15 +37,7 @@ export function writeConfig(root: string, name: string, tasks: number, method: s
     file,
     [
       `seed: ${seed}`,
-      'stream:',
-      '  kind: class-incremental',
-      '  dataset: { name: mnist, root: data }',
-      `  classOrder: [${Array.from({ length: 2 * tasks }, (_, i) => i).join(', ')}]`,
-      `  tasks: ${tasks}`,
-      'run:',
-      '  batchSize: 4',
-      '  evalPeriod: 12',
-      '  evalBatchSize: 5',
+      ...digitStreamYaml(tasks, 5),
       'method:',
       ...method.map((l) => `  ${l}`),
       '',

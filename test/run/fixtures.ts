@@ -130,3 +130,18 @@ export function tempMnistRoot(prefix: string, trainPerClass: number, opts: { cle
   if (opts.cleanup !== false) after(() => rmSync(root, { recursive: true, force: true }));
   return root;
 }
+
+/** Config lines (`stream:` and `run:`) for a class-incremental stream of `tasks` tasks of 2 digits over a `data/` MNIST root. */
+export function digitStreamYaml(tasks: number, evalBatchSize: number): string[] {
+  return [
+    'stream:',
+    '  kind: class-incremental',
+    '  dataset: { name: mnist, root: data }',
+    `  classOrder: [${Array.from({ length: 2 * tasks }, (_, i) => i).join(', ')}]`,
+    `  tasks: ${tasks}`,
+    'run:',
+    '  batchSize: 4',
+    '  evalPeriod: 12',
+    `  evalBatchSize: ${evalBatchSize}`,
+  ];
+}

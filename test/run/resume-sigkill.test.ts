@@ -17,7 +17,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { tinyClipConfig } from '../../src/clip/config.ts';
 import { writeRandomClip } from '../../src/clip/random.ts';
-import { tempMnistRoot } from './fixtures.ts';
+import { digitStreamYaml, tempMnistRoot } from './fixtures.ts';
 
 const REPO = fileURLToPath(new URL('../../', import.meta.url));
 const MAIN = join(REPO, 'src/cli/main.ts');
@@ -25,17 +25,7 @@ const BPE = join(REPO, '../shared/clip/bpe_simple_vocab_16e6.txt.gz');
 const root = tempMnistRoot('moeclip-resume-', 8);
 writeRandomClip(join(root, 'model'), tinyClipConfig(), { layout: 'hf', seed: 3, bpePath: BPE, perturbStd: 0.1 });
 
-const common = (tasks: number) => [
-  'stream:',
-  '  kind: class-incremental',
-  '  dataset: { name: mnist, root: data }',
-  `  classOrder: [${Array.from({ length: 2 * tasks }, (_, i) => i).join(', ')}]`,
-  `  tasks: ${tasks}`,
-  'run:',
-  '  batchSize: 4',
-  '  evalPeriod: 12',
-  '  evalBatchSize: 16',
-];
+const common = (tasks: number) => digitStreamYaml(tasks, 16);
 
 writeFileSync(
   join(root, 'moe.yaml'),
