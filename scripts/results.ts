@@ -31,7 +31,7 @@ interface Row {
 }
 
 /** The methods of issue D on each benchmark (a method preset when there is one, else the method's defaults). */
-const D_METHODS = ['zeroshot-clip', 'moe-adapters', 'adapter-clip', 'finetune', 'lwf', 'er', 'ewc', 'lora-clip'];
+const D_METHODS = ['zeroshot-clip', 'moe-adapters', 'cm-moe', 'adapter-clip', 'finetune', 'lwf', 'er', 'ewc', 'lora-clip'];
 const D_BENCHES = ['split-tinyimagenet-heldout', 'mtil-mini', 'si-blurry-tinyimagenet-heldout'];
 /** Issue E's runs on long-shift. */
 const E_ROWS: Row[] = [

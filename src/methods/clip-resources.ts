@@ -88,6 +88,15 @@ export class ClipResources {
 
   constructor(readonly options: ClipResourcesOptions = {}) {}
 
+  /**
+   * The shared engine (created on first use with these options); methods that run their own graphs (the CNN
+   * track) use it so that `--threads` and the worker setting apply to them too. Closed by {@link dispose}.
+   */
+  sharedEngine(): Promise<Engine> {
+    if (this.disposed) throw new Error('ClipResources: already disposed');
+    return this.getEngine();
+  }
+
   private getEngine(): Promise<Engine> {
     if (!this.engine) {
       this.engine = Engine.create({

@@ -110,7 +110,7 @@ export class MoePeft implements Peft {
     // sites, experts, frozen sets, routers and their allowed experts; not the usage counts
     const j = this.layout.toJSON();
     const base = JSON.stringify([j.sites.map((s) => [s.tower, s.layer, s.experts, s.frozen.map((f) => f[0])]), j.routers.map((r) => [r.id, r.allowed])]);
-    const m = mode.kind === 'train' ? `train:r${this.router}:mask=${this.rowMasked().filter((n) => n.endsWith('.stack.down')).join(',')}` : mode.kind === 'eval-text' ? `text:r${mode.router}` : `image:${mode.perSample ? 'ps' : 'r0'}`;
+    const m = mode.kind === 'train' ? `train:r${this.router}:mask=${this.rowMasked().filter((n) => n.endsWith('.stack.down')).join(',')}` : mode.kind === 'eval-text' ? `text:r${mode.router}` : `image:${mode.perSample ? 'ps' : `r${this.evalRouter()}`}`;
     return `moe|${base}|k${this.opts.topK}|${this.opts.textRouterToken}|n${this.opts.noisy}|b${this.opts.balanceLoss}|${m}`;
   }
 
@@ -122,7 +122,7 @@ export class MoePeft implements Peft {
           ? { kind: 'eval' as const, router: ctx.mode.router }
           : ctx.mode.perSample
             ? { kind: 'eval-per-sample' as const }
-            : { kind: 'eval' as const, router: this.router };
+            : { kind: 'eval' as const, router: this.evalRouter() };
     const r = buildMoeHooks(ctx.g, this.layout, {
       stacked: true,
       source: ctx.source,
@@ -137,6 +137,11 @@ export class MoePeft implements Peft {
       hooks: r.hooks,
       finish: () => ({ extraLoss: r.balanceLoss, outputs: train ? Object.fromEntries(Object.entries(r.usage).map(([k, t]) => [`usage.${k}`, t])) : {} }),
     };
+  }
+
+  /** The router a whole-batch image evaluation uses: the current one, or none (−1, plain CLIP) before any exists. */
+  evalRouter(): number {
+    return this.layout.routers.includes(this.router) ? this.router : -1;
   }
 
   trainableNames(): string[] {
@@ -317,6 +322,12 @@ export class MoeAdaptersMethod extends TrainableClipMethod {
 
   /** {@link predict} with probabilities and the router that answered each image (-1: DDAS sent it to zero-shot CLIP). */
   override async predictDetailed(images: Image[], candidates: readonly number[], ctx: PredictContext): Promise<DetailedPrediction> {
+    const noRouter = !this.moe.layout.routers.includes(this.moe.router);
+    if (images.length > 0 && candidates.length > 0 && noRouter) {
+      // no router at all (cm-moe before its first subnet, e.g. the baseline evaluation of a task-free run):
+      // plain zero-shot CLIP answers (route −1)
+      return this.answer(images, candidates, ctx, new Int32Array(images.length).fill(-1), false);
+    }
     if (!this.ddas || this.ddas.describe().tasks.length === 0 || images.length === 0 || candidates.length === 0) {
       const r = await this.trainer.predictDetailed(images, candidates, ctx, this.moe.router, ctx.purpose);
       return { ...r, routes: new Int32Array(images.length).fill(this.moe.router) };
@@ -336,7 +347,12 @@ export class MoeAdaptersMethod extends TrainableClipMethod {
         this.confusion.set(key, (this.confusion.get(key) ?? 0) + 1);
       }
     }
-    const feats = await this.trainer.imageEmbeddings(images, router);
+    return this.answer(images, candidates, ctx, router, true);
+  }
+
+  /** Classifies `images` with each sample's router (−1: zero-shot CLIP's class embeddings). */
+  private async answer(images: Image[], candidates: readonly number[], ctx: PredictContext, router: Int32Array, perSample: boolean): Promise<DetailedPrediction> {
+    const feats = await this.trainer.imageEmbeddings(images, perSample ? router : undefined);
     const byRouter = new Map<number, readonly Float32Array[]>();
     for (const r of new Set(router)) {
       const mode = templatesForPurpose(ctx.purpose);

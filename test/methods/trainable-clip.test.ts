@@ -225,3 +225,21 @@ test('cm-moe without task boundaries: the first batch opens a subnet, its DDAS a
   assert.deepEqual(m.ddas?.describe().trained, [subnets[0]!.id], 'the open subnet’s autoencoder trained on the stream');
   await m.dispose();
 });
+
+test('cm-moe before its first subnet (a task-free run’s baseline evaluation) answers as plain zero-shot CLIP', async () => {
+  type P = { predictDetailed(i: Image[], c: number[], ctx: unknown): Promise<{ labels: Int32Array; probs: Float32Array[] | Float32Array; routes?: Int32Array }>; dispose(): Promise<void> };
+  const cm = (await createMethod('cm-moe', { model: modelDir, expertsPerSubnet: 2, topK: 2, maxSubnets: 2, numClusters: 1 }, env())) as never as P;
+  const zs = (await createMethod('zeroshot-clip', { model: modelDir }, env())) as never as P;
+  const pctx = { ...view, kind: 'multi-dataset', exposedClasses: [], purpose: 'baseline', reportPhase: () => {} };
+  const a = await cm.predictDetailed(images, [0, 1, 2, 3], pctx);
+  const b = await zs.predictDetailed(images, [0, 1, 2, 3], pctx);
+  assert.deepEqual([...a.labels], [...b.labels]);
+  assert.deepEqual([...a.routes!], new Array(images.length).fill(-1), 'every sample answered by zero-shot (route −1)');
+  const flatP = (p: Float32Array[] | Float32Array) => (Array.isArray(p) ? p.flatMap((r) => [...r]) : [...p]);
+  const pa = flatP(a.probs);
+  const pb = flatP(b.probs);
+  assert.equal(pa.length, pb.length);
+  pa.forEach((x, i) => assert.ok(Math.abs(x - pb[i]!) < 1e-5, `prob ${i}: ${x} vs ${pb[i]}`));
+  await cm.dispose();
+  await zs.dispose();
+});
