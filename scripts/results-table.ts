@@ -57,7 +57,7 @@ const fmt = (c: Cell, scale: number, digits: number) => {
 export function resultsTables(root: string): string {
   const out: string[] = [];
   if (!existsSync(root)) return '\n';
-  for (const bench of readdirSync(root).filter((d) => !d.includes('.') && d !== 'bench').sort()) {
+  for (const bench of readdirSync(root).filter((d) => !d.includes('.') && d !== 'bench' && d !== 'cnn').sort()) {
     const dir = join(root, bench);
     const labels = readdirSync(dir).filter((m) => existsSync(join(dir, m, 'summary.json')) || existsSync(join(dir, m, 'metrics.json')));
     labels.sort((a, b) => (ORDER.indexOf(a) + 1 || 99) - (ORDER.indexOf(b) + 1 || 99) || a.localeCompare(b));
@@ -84,9 +84,60 @@ export function resultsTables(root: string): string {
     }
     out.push('');
   }
-  return `${out.join('\n')}\n`;
+  return `${out.join('\n')}\n${cnnTables(join(root, 'cnn'))}`;
 }
 
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(resolve(process.argv[1])).href) {
   process.stdout.write(resultsTables(resolve(process.argv[2] ?? join(import.meta.dirname, '..', 'docs', 'results'))));
+}
+
+const CNN_ORDER = ['cnn-subnets', 'cnn-prune', 'cnn-replay', 'cnn-finetune'];
+
+/**
+ * The CNN track's tables from docs/results/cnn/<stream>/<method>/ (metrics.json, cost.json, online.csv of one
+ * run): final running online accuracy, pooled and task-protocol accuracy at the end, total and training time,
+ * merges, FLOPs, and per set the online accuracy, seconds and free capacity (the identified task in brackets).
+ */
+export function cnnTables(root: string): string {
+  if (!existsSync(root)) return '';
+  const out: string[] = [];
+  for (const bench of readdirSync(root).filter((d) => !d.includes('.')).sort()) {
+    const dir = join(root, bench);
+    const labels = readdirSync(dir).filter((m) => existsSync(join(dir, m, 'metrics.json')));
+    labels.sort((a, b) => (CNN_ORDER.indexOf(a) + 1 || 99) - (CNN_ORDER.indexOf(b) + 1 || 99) || a.localeCompare(b));
+    if (labels.length === 0) continue;
+    out.push(`### ${bench} (CNN track)`, '', '| method | online | A_last | Last | total s | train s | merges (s) | training FLOPs | free capacity at end |', '|---|---:|---:|---:|---:|---:|---:|---:|---:|');
+    const perSet: string[] = [];
+    for (const m of labels) {
+      const met = json(join(dir, m, 'metrics.json'));
+      const cost = json(join(dir, m, 'cost.json'));
+      const extra = (cost['extra'] ?? {}) as Record<string, number>;
+      const t = (cost['timingsMs'] ?? {}) as Record<string, number>;
+      const pct = (v: unknown) => (typeof v === 'number' ? (100 * v).toFixed(2) : '—');
+      const flops = extra['flopsTraining'] !== undefined ? (extra['flopsTraining'] + (extra['flopsRetraining'] ?? 0)).toExponential(2) : '—';
+      out.push(
+        `| ${m} | ${pct(met['online'])} | ${pct(met['A_last'])} | ${pct(met['last'])} | ${((t['total'] ?? 0) / 1000).toFixed(0)} | ${((t['train'] ?? 0) / 1000).toFixed(0)} | ${extra['merges'] ?? 0} (${((extra['mergeMs'] ?? 0) / 1000).toFixed(0)}) | ${flops} | ${pct(extra['freeCapacity'])} |`,
+      );
+      const online = join(dir, m, 'online.csv');
+      if (!existsSync(online)) continue;
+      const acc = new Map<number, [number, number]>();
+      for (const line of readFileSync(online, 'utf8').trim().split('\n').slice(1)) {
+        const [, task, n, correct] = line.split(',').map(Number);
+        const a = acc.get(task!) ?? [0, 0];
+        acc.set(task!, [a[0] + correct!, a[1] + n!]);
+      }
+      const sets = [...acc.keys()].sort((a, b) => a - b);
+      const cell = (k: number) => {
+        const [c, n] = acc.get(k)!;
+        const task = extra[`setTask:${k}`];
+        const sec = extra[`setSeconds:${k}`];
+        const free = extra[`setFreeCapacity:${k}`];
+        return `${(100 * c / n).toFixed(1)}${task !== undefined ? ` [${task}]` : ''}${sec !== undefined ? ` / ${sec.toFixed(0)} s` : ''}${free !== undefined ? ` / ${(100 * free).toFixed(0)} %` : ''}`;
+      };
+      if (perSet.length === 0) perSet.push('', `Per set: online accuracy % [identified task] / seconds / free capacity %:`, '', `| method | ${sets.map((k) => `set ${k}`).join(' | ')} |`, `|---|${sets.map(() => '---:').join('|')}|`);
+      perSet.push(`| ${m} | ${sets.map(cell).join(' | ')} |`);
+    }
+    out.push(...perSet, '');
+  }
+  return `${out.join('\n')}\n`;
 }

@@ -8,6 +8,7 @@ import { buildClassIncremental } from './streams/class-incremental.ts';
 import type { BuildOptions } from './streams/common.ts';
 import { buildDomain, buildMultiDataset } from './streams/domain.ts';
 import { buildSiBlurry } from './streams/si-blurry.ts';
+import { buildSets } from './streams/sets.ts';
 import { parseStreamSpec, type StreamSpec, type StreamSpecInput } from './streams/spec.ts';
 
 export {
@@ -21,6 +22,7 @@ export {
   type SiBlurrySpec,
   type DomainSpec,
   type MultiDatasetSpec,
+  type SetsSpec,
   type DatasetRef,
   type TaskSource,
 } from './streams/spec.ts';
@@ -43,5 +45,7 @@ export async function buildStream(spec: StreamSpecInput | StreamSpec, options: B
       return buildDomain(s, options);
     case 'multi-dataset':
       return buildMultiDataset(s, options);
+    case 'sets':
+      return buildSets(s, options);
   }
 }

@@ -12,12 +12,16 @@
  * - blur: 2                                # Gaussian, kernel [0,5,9,13,17][level], σ ~ U(0.1, 2.0)
  * - blur: { kernel: 7, sigma: 1.5 }        # or sigma: [lo, hi]
  * - toRgb: true                            # grayscale → RGB
+ * - permute: 3                             # fixed pixel permutation of the H×W positions drawn from seed 3
+ * - permute: { seed: 3 }                   # the same
  * ```
+ * `permute` (permuted MNIST) is deterministic: the same seed permutes every image and channel alike (place it
+ * after `resize` / `toRgb`, at the final resolution), so it belongs to train and test alike.
  * Every random choice draws from the `Rng` passed to the transform, so the same rng state gives the same
  * output; save `rng.getState()` to resume. Transforms never modify their input image.
  */
 import { z } from 'zod';
-import type { Rng } from '../util/rng.ts';
+import { Rng } from '../util/rng.ts';
 import {
   centerCrop,
   crop,
@@ -45,7 +49,8 @@ export type TransformStep =
   | { flip: number }
   | { rotate: number | { deg: number; jitter?: number; crop?: boolean } }
   | { blur: number | { level: number } | { kernel: number; sigma: number | [number, number] } }
-  | { toRgb: true };
+  | { toRgb: true }
+  | { permute: number | { seed: number } };
 
 export type TransformSpec = TransformStep[];
 
@@ -74,6 +79,7 @@ const stepSchemas: Record<string, z.ZodType> = {
     }),
   ]),
   toRgb: z.literal(true),
+  permute: z.union([z.number().int().min(0), z.strictObject({ seed: z.number().int().min(0) })]),
 };
 
 /** Names of the transform steps a spec may use. */
@@ -176,6 +182,10 @@ function stepTransform(step: TransformStep): Transform {
     return (img, rng) => gaussianBlur(img, kernel, sigma[0] === sigma[1] ? sigma[0] : rng.uniform(sigma[0], sigma[1]));
   }
   if ('toRgb' in step) return (img) => toRgb(img);
+  if ('permute' in step) {
+    const seed = typeof step.permute === 'number' ? step.permute : step.permute.seed;
+    return (img) => permutePixels(img, pixelPermutation(seed, img.height, img.width));
+  }
   throw new Error(`unknown transform step ${JSON.stringify(step)}`);
 }
 
@@ -247,4 +257,30 @@ export function blurTaskSpecs(
     train: [...blur, { randomCrop: { padding: opts.padding ?? 4 } }, { flip: opts.flip ?? 0.5 }],
     test: blur,
   };
+}
+
+const permutations = new Map<string, Uint32Array>();
+
+/** The pixel permutation of `permute: seed` for an H×W image: out position i takes input position perm[i]. */
+export function pixelPermutation(seed: number, height: number, width: number): Uint32Array {
+  const key = `${seed}:${height}x${width}`;
+  let p = permutations.get(key);
+  if (!p) {
+    p = Uint32Array.from(new Rng(seed).permutation(height * width));
+    permutations.set(key, p);
+  }
+  return p;
+}
+
+/** Moves every pixel (all channels together) by `perm`. */
+export function permutePixels(img: Image, perm: Uint32Array): Image {
+  const n = img.width * img.height;
+  if (perm.length !== n) throw new Error(`permute: permutation of ${perm.length} positions for a ${img.height}×${img.width} image`);
+  const C = img.channels;
+  const out = new Uint8Array(img.pixels.length);
+  for (let i = 0; i < n; i++) {
+    const src = perm[i]! * C;
+    for (let c = 0; c < C; c++) out[i * C + c] = img.pixels[src + c]!;
+  }
+  return { width: img.width, height: img.height, channels: C, pixels: out };
 }

@@ -65,7 +65,7 @@ export interface StreamTask {
   newClasses?: number[];
 }
 
-export type StreamKind = 'class-incremental' | 'si-blurry' | 'domain' | 'multi-dataset';
+export type StreamKind = 'class-incremental' | 'si-blurry' | 'domain' | 'multi-dataset' | 'sets';
 
 export interface Stream {
   kind: StreamKind;

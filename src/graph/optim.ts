@@ -36,6 +36,14 @@ function checkLike(op: string, p: Tensor, ...xs: Tensor[]): void {
   }
 }
 
+/** `step` is a scalar, or per row [E, 1, …, 1] for row-masked params (see buildTrainStep's `rowMasks`). */
+function checkStep(op: string, p: Tensor, step: Tensor): void {
+  if (step.shape.length !== 0 && !(step.shape.length === p.shape.length && step.shape[0] === p.shape[0] && step.shape.slice(1).every((d) => d === 1))) {
+    throw new Error(`${op}: ${describe(step)} must be a scalar or [${p.shape[0]}${',1'.repeat(p.shape.length - 1)}] for ${describe(p)}`);
+  }
+  if (step.dtype !== p.dtype) throw new Error(`${op}: ${describe(step)} must be ${p.dtype}`);
+}
+
 function checkScalar(op: string, p: Tensor, ...xs: Tensor[]): void {
   for (const x of xs) {
     if (x.dtype !== p.dtype || x.shape.length !== 0) throw new Error(`${op}: ${describe(x)} must be a ${p.dtype} scalar`);
@@ -56,11 +64,7 @@ export function adamw(
   const { param: p, grad: g, m, v, lr, step } = t;
   checkLike('adamw', p, g, m, v);
   checkScalar('adamw', p, lr);
-  // `step` is a scalar, or per row [E, 1, …, 1] for row-masked params (see buildTrainStep's `rowMasks`)
-  if (step.shape.length !== 0 && !(step.shape.length === p.shape.length && step.shape[0] === p.shape[0] && step.shape.slice(1).every((d) => d === 1))) {
-    throw new Error(`adamw: ${describe(step)} must be a scalar or [${p.shape[0]}${',1'.repeat(p.shape.length - 1)}] for ${describe(p)}`);
-  }
-  if (step.dtype !== p.dtype) throw new Error(`adamw: ${describe(step)} must be ${p.dtype}`);
+  checkStep('adamw', p, step);
   const b1 = cfg.beta1 ?? 0.9;
   const b2 = cfg.beta2 ?? 0.999;
   const eps = cfg.eps ?? 1e-8;
@@ -93,7 +97,8 @@ export function sgd(
   const damp = cfg.dampening ?? 0;
   const wd = cfg.weightDecay ?? 0;
   checkLike('sgd', p, g);
-  checkScalar('sgd', p, lr, step);
+  checkScalar('sgd', p, lr);
+  checkStep('sgd', p, step);
   if (cfg.nesterov && (mu <= 0 || damp !== 0)) throw new Error('sgd: Nesterov momentum requires momentum > 0 and zero dampening');
   let d = wd !== 0 ? add(g, mul(p, wd)) : g;
   let buf: Tensor | null = null;

@@ -34,7 +34,7 @@ export interface TrainStepOptions {
   /** A step counter per parameter (`<p>.t`, float32) instead of the shared `step` input. Default false. */
   stepPerParam?: boolean;
   /**
-   * Params updated row by row (AdamW, needs `stepPerParam`): for each listed `<p>` of shape [E, …] a bool input
+   * Params updated row by row (AdamW or SGD, needs `stepPerParam`): for each listed `<p>` of shape [E, …] a bool input
    * `<p>.rows` [E, 1, …, 1] says which rows train; `<p>.t` is then [E, 1, …, 1] (updates per row). A row whose
    * mask is false gets no update at all: value, moments and count are passed through bit for bit (Where), e.g.
    * the frozen experts of a stacked expert tensor.
@@ -100,7 +100,7 @@ export function buildTrainStep(g: Graph, opts: TrainStepOptions): TrainStepSpec 
   const perParam = opts.stepPerParam === true;
   const rowMasked = new Set(opts.rowMasks ?? []);
   const rowCounted = new Set([...(opts.rowCounters ?? []), ...rowMasked]);
-  if (rowCounted.size > 0 && (!perParam || optimizer.kind !== 'adamw')) throw new Error('buildTrainStep: rowMasks / rowCounters need stepPerParam and AdamW');
+  if (rowCounted.size > 0 && !perParam) throw new Error('buildTrainStep: rowMasks / rowCounters need stepPerParam');
   for (const n of rowCounted) if (!names.has(n)) throw new Error(`buildTrainStep: rowMasks / rowCounters name '${n}', which is not a param`);
   const state = new Map<string, Tensor[]>();
   const counters = new Map<string, Tensor>();
@@ -161,8 +161,8 @@ export function buildTrainStep(g: Graph, opts: TrainStepOptions): TrainStepSpec 
               weightDecay: weightDecayFor(optimizer.weightDecay, p.name, 0),
             },
           );
-          g.output(r.param, `${p.name}.next`);
-          if (r.buf) g.output(r.buf, `${p.name}.buf.next`);
+          g.output(keep(r.param, p), `${p.name}.next`);
+          if (r.buf) g.output(keep(r.buf, st[0]!), `${p.name}.buf.next`);
         }
         if (tNext) g.output(tNext, `${p.name}.t.next`);
       });

@@ -30,6 +30,10 @@ const BUILTIN: Record<string, () => Promise<MethodDefinition>> = {
   ewc: async () => (await import('./ewc.ts')).ewcMethod as unknown as MethodDefinition,
   'cm-moe': async () => (await import('./cm-moe.ts')).cmMoeMethod as unknown as MethodDefinition,
   'moe-adapters': async () => (await import('./moe-adapters.ts')).moeAdaptersMethod as unknown as MethodDefinition,
+  'cnn-subnets': async () => (await import('./cnn-subnets.ts')).cnnSubnetsMethod as unknown as MethodDefinition,
+  'cnn-prune': async () => (await import('./cnn-prune.ts')).cnnPruneMethod as unknown as MethodDefinition,
+  'cnn-replay': async () => (await import('./cnn-replay.ts')).cnnReplayMethod as unknown as MethodDefinition,
+  'cnn-finetune': async () => (await import('./cnn-finetune.ts')).cnnFinetuneMethod as unknown as MethodDefinition,
 };
 
 const registered = new Map<string, MethodDefinition>();

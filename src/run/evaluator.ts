@@ -56,7 +56,7 @@ export class EvalRound {
 
   /** Predictions (global labels, -1 = abstain) for `items` among `candidates`. */
   async predict(items: readonly StreamItem[], candidates: readonly number[]): Promise<Int32Array> {
-    const perTask = this.stream.kind === 'domain';
+    const perTask = this.stream.kind === 'domain' || this.stream.kind === 'sets';
     const candKey = [...candidates].join(',');
     let memo = this.memo.get(candKey);
     if (!memo) {

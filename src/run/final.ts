@@ -50,7 +50,7 @@ export function finalEvaluation(stream: Stream): { exposed: number[]; items: Str
       }
     }
   }
-  const items = dedupe(stream.tasks.flatMap((t) => t.test.filter((it) => seen.has(it.label))), stream.kind === 'domain');
+  const items = dedupe(stream.tasks.flatMap((t) => t.test.filter((it) => seen.has(it.label))), stream.kind === 'domain' || stream.kind === 'sets');
   return { exposed, items };
 }
 

@@ -189,3 +189,36 @@ test('rowMasks: masked-out rows keep value, moments and count bit for bit; train
     assert.equal(out['w.t.next']!.data[i], t);
   }
 });
+
+test('rowMasks with SGD (Nesterov momentum): masked-out rows keep value and buffer bit for bit; trained rows follow SGD', async () => {
+  const g = new G.Graph();
+  const x = g.input('x', 'float64', ['batch', 3]);
+  const y = g.input('y', 'float64', ['batch']);
+  const w = g.input('w', 'float64', [3, 1]);
+  const r = G.sub(G.reshape(G.matmul(x, w), [-1]), y);
+  const loss = G.reduceMean(G.mul(r, r));
+  const spec = G.buildTrainStep(g, { loss, params: [w], optimizer: { kind: 'sgd', momentum: 0.9, nesterov: true }, stepPerParam: true, rowMasks: ['w'] });
+  assert.ok(spec.inputNames.includes('w.rows'));
+  const s = await session(g);
+  const w0 = [0.3, -0.2, 0.5];
+  const b0 = [0.01, 0.02, -0.03];
+  const out = await run(s, {
+    x: f64(X.flat(), [4, 3]),
+    y: f64(Y, [4]),
+    w: f64(w0, [3, 1]),
+    'w.buf': f64(b0, [3, 1]),
+    'w.t': f32([2, 5, 0], [3, 1]),
+    'w.rows': { dtype: 'bool', data: Uint8Array.of(0, 1, 1), shape: [3, 1] },
+    lr: f64([0.1], []),
+  });
+  assert.equal(out['w.next']!.data[0], w0[0]);
+  assert.equal(out['w.buf.next']!.data[0], b0[0]);
+  assert.equal(out['w.t.next']!.data[0], 2);
+  const { gw } = jsLossGrad(w0, 0);
+  for (const i of [1, 2]) {
+    const buf = 0.9 * b0[i]! + gw[i]!;
+    const p = w0[i]! - 0.1 * (gw[i]! + 0.9 * buf);
+    assert.ok(relErr([out['w.buf.next']!.data[i]!], [buf]) < 1e-12, `buf ${i}`);
+    assert.ok(relErr([out['w.next']!.data[i]!], [p]) < 1e-12, `row ${i}: ${out['w.next']!.data[i]} vs ${p}`);
+  }
+});

@@ -27,9 +27,9 @@ import {
   taskTransforms,
   type BuildOptions,
 } from './common.ts';
-import type { DomainSpec, MultiDatasetSpec, TaskSource } from './spec.ts';
+import type { DomainSpec, MultiDatasetSpec, SetsSpec, TaskSource } from './spec.ts';
 
-function taskName(src: TaskSource, dsName: string): string {
+export function taskName(src: TaskSource, dsName: string): string {
   if (src.name) return src.name;
   const parts = [dsName];
   if (src.rotate !== undefined) parts.push(`rot=${src.rotate}`);
@@ -42,7 +42,7 @@ function allIndices(ds: Dataset): number[] {
   return Array.from({ length: ds.length }, (_, i) => i);
 }
 
-interface LoadedTask {
+export interface LoadedTask {
   src: TaskSource;
   train: Dataset;
   test: Dataset;
@@ -66,9 +66,9 @@ function selectedLabels(src: TaskSource, ds: Dataset): number[] {
   return classSubsetOf(ds, src.classes);
 }
 
-async function loadTasks(
+export async function loadTasks(
   sources: TaskSource[],
-  spec: DomainSpec | MultiDatasetSpec,
+  spec: DomainSpec | MultiDatasetSpec | SetsSpec,
   opts: BuildOptions,
 ): Promise<LoadedTask[]> {
   const cache = new DatasetCache(opts);

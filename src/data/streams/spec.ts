@@ -25,6 +25,13 @@
  * ---
  * kind: multi-dataset              # MTIL: each task a dataset, labels offset by earlier tasks' class counts
  * datasets: mtil-order-1           # or a list of datasets / task objects as in `domain`
+ * ---
+ * kind: sets                       # OMCP pattern: fixed-size sets drawn from named sources that recur
+ * sources:
+ *   - { name: tin0, dataset: tiny-imagenet, classes: [1, 3, 5], transform: [{ resize: 32 }] }
+ *   - { name: pm0, dataset: mnist, transform: [{ resize: 32 }, { toRgb: true }, { permute: 0 }] }
+ * sequence: [tin0, pm0, pm0, tin0]  # each entry one set (task) of setSize samples; labels per (dataset, class)
+ * setSize: 1000
  * ```
  */
 import { z } from 'zod';
@@ -145,11 +152,33 @@ export const MultiDatasetSpecSchema = z.strictObject({
   ...common,
 });
 
+export const SetsSpecSchema = z
+  .strictObject({
+    kind: z.literal('sets'),
+    /** Named sources (TaskSource objects); a source may occur many times in `sequence`. */
+    sources: z.array(TaskSourceSchema.extend({ name: z.string().min(1) })).min(1),
+    /** Source names in stream order: each entry is one set (one runner task) of `setSize` training samples. */
+    sequence: z.array(z.string().min(1)).min(1),
+    setSize: posInt,
+    ...common,
+  })
+  .superRefine((s, ctx) => {
+    const names = new Set<string>();
+    s.sources.forEach((src, i) => {
+      if (names.has(src.name)) ctx.addIssue({ code: 'custom', path: ['sources', i, 'name'], message: `duplicate source name '${src.name}'` });
+      names.add(src.name);
+    });
+    s.sequence.forEach((n, i) => {
+      if (!names.has(n)) ctx.addIssue({ code: 'custom', path: ['sequence', i], message: `'${n}' names no source (have: ${[...names].join(', ')})` });
+    });
+  });
+
 const StreamSpecUnion = z.discriminatedUnion('kind', [
   ClassIncrementalSpecSchema,
   SiBlurrySpecSchema,
   DomainSpecSchema,
   MultiDatasetSpecSchema,
+  SetsSpecSchema,
 ]);
 
 /** A validated stream spec (defaults filled in). */
@@ -158,6 +187,7 @@ export type StreamSpec = z.output<typeof StreamSpecUnion>;
 export type StreamSpecInput = z.input<typeof StreamSpecUnion>;
 export type ClassIncrementalSpec = z.output<typeof ClassIncrementalSpecSchema>;
 export type SiBlurrySpec = z.output<typeof SiBlurrySpecSchema>;
+export type SetsSpec = z.output<typeof SetsSpecSchema>;
 export type DomainSpec = z.output<typeof DomainSpecSchema>;
 export type MultiDatasetSpec = z.output<typeof MultiDatasetSpecSchema>;
 

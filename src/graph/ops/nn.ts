@@ -228,3 +228,41 @@ export function normalize(x: Tensor, axis = -1, eps = 1e-12): Tensor {
   requireFloat('normalize', x);
   return x.graph.scope('normalize', () => div(x, maximum(sqrt(reduceSum(mul(x, x), axis, true)), eps)));
 }
+
+/**
+ * Batch normalisation with batch statistics, no affine parameters (PyTorch `BatchNorm2d(affine=False)` in
+ * training mode, or with `track_running_stats=False`): per channel c of x [N, C, *S],
+ * y = (x − μ_c)/√(σ²_c + eps) with μ_c, σ²_c the mean and biased variance over N and the spatial axes.
+ * Composed from basic ops (autodiff through them; float32 and float64). Returns the batch mean and biased
+ * variance [C] too, for running statistics kept by the caller.
+ * With `stats` given (evaluation with running statistics), normalises by them instead of the batch's.
+ */
+export function batchNorm(x: Tensor, opts: { eps?: number; stats?: { mean: Tensor; variance: Tensor } } = {}): { y: Tensor; mean: Tensor; variance: Tensor } {
+  graphOf('batchNorm', x);
+  requireFloat('batchNorm', x);
+  if (x.shape.length < 3) throw new Error(`batchNorm: needs [N, C, *spatial], got ${describe(x)}`);
+  const eps = opts.eps ?? 1e-5;
+  const axes = [0, ...x.shape.slice(2).map((_, i) => i + 2)];
+  const C = x.shape[1]!;
+  return x.graph.scope('batchnorm', () => {
+    const s = opts.stats;
+    if (s) {
+      for (const t of [s.mean, s.variance]) {
+        if (t.dtype !== x.dtype || t.shape.length !== 1 || !dimEq(t.shape[0]!, C)) throw new Error(`batchNorm: running stats must be [${C}] ${x.dtype}, got ${describe(t)}`);
+      }
+      const shape = [C, ...x.shape.slice(2).map(() => 1)] as number[];
+      const mu = reshapeTo(s.mean, shape);
+      const v = reshapeTo(s.variance, shape);
+      return { y: div(sub(x, mu), sqrt(add(v, eps))), mean: s.mean, variance: s.variance };
+    }
+    const mu = reduceMean(x, axes, true);
+    const xc = sub(x, mu);
+    const variance = reduceMean(mul(xc, xc), axes, true);
+    const y = div(xc, sqrt(add(variance, eps)));
+    return { y, mean: squeeze(mu, axes), variance: squeeze(variance, axes) };
+  });
+}
+
+function reshapeTo(t: Tensor, shape: number[]): Tensor {
+  return unsqueeze(t, shape.slice(1).map((_, i) => i + 1));
+}
