@@ -10,7 +10,8 @@ import * as G from '../../src/graph/index.ts';
 import { Engine } from '../../src/runtime/engine.ts';
 import type { TensorData } from '../../src/runtime/types.ts';
 import { Rng } from '../../src/util/rng.ts';
-import { buildResNet, layoutKey, resnetLayout, type ResNetLayout } from '../../src/cnn/resnet.ts';
+import { resnetLayout, type ResNetLayout } from '../../src/cnn/resnet.ts';
+import { gradFeeds, gradSession } from './grad-graph.ts';
 import { CnnNet, headLogits, type Head } from '../../src/cnn/net.ts';
 import { allocate, freeOwners, groupMasks, prune, trainableRows, zeroForeignIncoming, type Weights } from '../../src/cnn/masks.ts';
 
@@ -96,34 +97,10 @@ test('training subnet 1 leaves subnet 0’s filters, momentum and own-mask outpu
   await net.dispose();
 });
 
-/** A graph computing the loss and the gradients of every conv weight and the head (not the train step). */
-async function gradients(L: ResNetLayout, K: number, w: Weights, head: Head, xb: Float32Array, yb: Int32Array, masks: Float32Array[]) {
-  const h = await engine.session({ kind: 'test-cnn-net-grad', net: layoutKey(L), K }, () => {
-    const g = new G.Graph({ name: 'grad' });
-    const xi = g.input('x', 'float32', ['batch', 3, S, S]);
-    const yi = g.input('labels', 'int64', ['batch']);
-    const mi = L.groups.map((gr, i) => g.input(`mask.${i}`, 'float32', [gr.channels]));
-    const wi = L.convs.map((c) => g.input(c.weight, 'float32', [c.outChannels, c.inChannels, c.kernel, c.kernel]));
-    const out = buildResNet(L, xi, { weight: (c) => wi[L.convs.indexOf(c)]!, mask: (i) => mi[i]! });
-    const hw = g.input('head.w', 'float32', [K, L.features]);
-    const hb = g.input('head.b', 'float32', [K]);
-    const loss = G.crossEntropy(G.add(G.matmul(out.features, G.transpose(hw, [1, 0])), hb), yi);
-    g.output(loss, 'loss');
-    const gr = G.grad(loss, [...wi, hw, hb]);
-    L.convs.forEach((c, i) => g.output(gr[i]!, `g.${c.weight}`));
-    g.output(gr[wi.length]!, 'g.head.w');
-    g.output(gr[wi.length + 1]!, 'g.head.b');
-    return g.toBytes();
-  });
-  const feeds: Record<string, TensorData> = {
-    x: { dtype: 'float32', dims: [yb.length, 3, S, S], data: xb },
-    labels: { dtype: 'int64', dims: [yb.length], data: BigInt64Array.from(yb, (v) => BigInt(v)) },
-    'head.w': { dtype: 'float32', dims: [K, L.features], data: head.w },
-    'head.b': { dtype: 'float32', dims: [K], data: head.b },
-  };
-  masks.forEach((m, i) => (feeds[`mask.${i}`] = { dtype: 'float32', dims: [m.length], data: m }));
-  for (const c of L.convs) feeds[c.weight] = { dtype: 'float32', dims: [c.outChannels, c.inChannels, c.kernel, c.kernel], data: w[c.weight]! };
-  const r = await engine.run(h, feeds);
+/** The loss's gradients of every conv weight and the head (a separate graph, not the train step). */
+async function gradients(L: ResNetLayout, w: Weights, head: Head, xb: Float32Array, yb: Int32Array, masks: Float32Array[]) {
+  const h = await gradSession(engine, L, head.b.length);
+  const r = await engine.run(h, gradFeeds(L, xb, yb, w, head, masks));
   const out: Record<string, Float32Array> = {};
   for (const [k, v] of Object.entries(r)) out[k] = v.data as Float32Array;
   return out;
@@ -149,7 +126,7 @@ test('trainStep = Nesterov SGD (momentum 0.9, no weight decay) on the graph’s 
   let maxRel = 0;
   for (let s = 0; s < lrs.length; s++) {
     const lr = f(lrs[s]!);
-    const gr = await gradients(layout, K, w, hw, batches[s]!, labels, masks);
+    const gr = await gradients(layout, w, hw, batches[s]!, labels, masks);
     const loss = await net.trainStep(batches[s]!, labels, masks, rows, head, lrs[s]!);
     assert.ok(Object.is(loss, gr['loss']![0]), `step ${s}: loss ${loss} vs ${gr['loss']![0]}`);
     // PyTorch SGD: buf ← μ·buf + g; d ← g + μ·buf; p ← p − lr·d (each op rounded to float32, as the graph)
@@ -162,10 +139,10 @@ test('trainStep = Nesterov SGD (momentum 0.9, no weight decay) on the graph’s 
     };
     layout.convs.forEach((c, ci) => {
       const n = c.inChannels * c.kernel * c.kernel;
-      update(w[c.weight]!, buf[c.weight]!, gr[`g.${c.weight}`]!, (i) => rows[ci]![Math.floor(i / n)] === 1);
+      update(w[c.weight]!, buf[c.weight]!, gr[`grad.${c.weight}`]!, (i) => rows[ci]![Math.floor(i / n)] === 1);
     });
-    update(hw.w, buf['head.w']!, gr['g.head.w']!, () => true);
-    update(hw.b, buf['head.b']!, gr['g.head.b']!, () => true);
+    update(hw.w, buf['head.w']!, gr['grad.head.w']!, () => true);
+    update(hw.b, buf['head.b']!, gr['grad.head.b']!, () => true);
     const got = await net.getWeights();
     const mom = await net.getMomentum();
     layout.convs.forEach((c, ci) => {

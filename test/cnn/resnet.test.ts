@@ -10,6 +10,7 @@ import { Engine } from '../../src/runtime/engine.ts';
 import type { TensorData } from '../../src/runtime/types.ts';
 import { Rng } from '../../src/util/rng.ts';
 import { buildResNet, groupPairs, layoutKey, resnetLayout } from '../../src/cnn/resnet.ts';
+import { gradFeeds, gradSession } from './grad-graph.ts';
 import { CnnNet } from '../../src/cnn/net.ts';
 
 test('layout: width 0.125 at 16 px — channels, strides, sizes, groups and their wiring', () => {
@@ -63,33 +64,8 @@ test('gradient of the masked network + head matches float32 finite differences; 
   const hw = Float32Array.from({ length: K * F }, () => rng.normal() * 0.3);
   const hb = Float32Array.from({ length: K }, () => rng.normal() * 0.1);
 
-  const h = await engine.session({ kind: 'test-cnn-grad', net: layoutKey(L), K }, () => {
-    const g = new G.Graph({ name: 'cnn_grad' });
-    const xi = g.input('x', 'float32', ['batch', 3, S, S]);
-    const yi = g.input('labels', 'int64', ['batch']);
-    const mi = L.groups.map((gr, i) => g.input(`mask.${i}`, 'float32', [gr.channels]));
-    const wi = L.convs.map((c) => g.input(c.weight, 'float32', [c.outChannels, c.inChannels, c.kernel, c.kernel]));
-    const out = buildResNet(L, xi, { weight: (c) => wi[L.convs.indexOf(c)]!, mask: (i) => mi[i]! });
-    const hwi = g.input('head.w', 'float32', [K, F]);
-    const hbi = g.input('head.b', 'float32', [K]);
-    const loss = G.crossEntropy(G.add(G.matmul(out.features, G.transpose(hwi, [1, 0])), hbi), yi);
-    g.output(loss, 'loss');
-    const grads = G.grad(loss, [...wi, hwi]);
-    L.convs.forEach((c, i) => g.output(grads[i]!, `grad.${c.weight}`));
-    g.output(grads[wi.length]!, 'grad.head.w');
-    return g.toBytes();
-  });
-  const feeds = (ww: Record<string, Float32Array>, hww: Float32Array): Record<string, TensorData> => {
-    const f: Record<string, TensorData> = {
-      x: { dtype: 'float32', dims: [B, 3, S, S], data: x },
-      labels: { dtype: 'int64', dims: [B], data: labels },
-      'head.w': { dtype: 'float32', dims: [K, F], data: hww },
-      'head.b': { dtype: 'float32', dims: [K], data: hb },
-    };
-    masks.forEach((m, i) => (f[`mask.${i}`] = { dtype: 'float32', dims: [m.length], data: m }));
-    for (const c of L.convs) f[c.weight] = { dtype: 'float32', dims: [c.outChannels, c.inChannels, c.kernel, c.kernel], data: ww[c.weight]! };
-    return f;
-  };
+  const h = await gradSession(engine, L, K);
+  const feeds = (ww: Record<string, Float32Array>, hww: Float32Array): Record<string, TensorData> => gradFeeds(L, x, Array.from(labels, Number), ww, { w: hww, b: hb }, masks);
   const names = ['loss', ...L.convs.map((c) => `grad.${c.weight}`), 'grad.head.w'];
   const base = await engine.run(h, feeds(w, hw), names);
   const lossAt = async (ww: Record<string, Float32Array>, hww: Float32Array) => (await engine.run(h, feeds(ww, hww), ['loss']))['loss']!.data[0] as number;

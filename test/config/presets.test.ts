@@ -38,3 +38,19 @@ test('a method file with an unknown option names the field and the file', async 
   await assert.rejects(loadConfig(b, { sets: ['method.name=moe-adapters', 'method.experts=2', 'method.topK=3'] }), /method\.topK/);
   await assert.rejects(loadConfig(b, { sets: ['method.name=lwf', 'method.lamda=2'] }), /lamda/);
 });
+
+test('the CNN presets parse, run every CNN method by name, and their streams are valid sets specs', async () => {
+  const { parseStreamSpec } = await import('../../src/data/streams/spec.ts');
+  const cnn = yamls('cnn');
+  assert.deepEqual(cnn.map((f) => f.split('/').pop()).sort(), ['omtp-reduced.yaml', 'omtp.yaml', 'rotmnist-reduced.yaml']);
+  for (const f of cnn) {
+    for (const name of ['cnn-subnets', 'cnn-prune', 'cnn-replay', 'cnn-finetune']) {
+      const c = await loadConfig(f, { sets: [`method.name=${name}`] });
+      assert.equal(c.config.method.name, name);
+    }
+    const c = await loadConfig(f);
+    const s = parseStreamSpec(c.config.stream) as { kind: string; sequence: string[]; sources: { name: string }[] };
+    assert.equal(s.kind, 'sets');
+    assert.ok(s.sequence.every((n) => s.sources.some((src) => src.name === n)));
+  }
+});

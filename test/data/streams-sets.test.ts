@@ -1,19 +1,21 @@
 /**
- * `sets` streams (the CNN track's OMCP pattern) on in-memory datasets, and the `permute` transform step.
+ * `sets` streams (the CNN track's OMCP pattern) on in-memory datasets: labels, set sizes, draws across
+ * occurrences, shared tests, seeds, bad specs; a run of `ncm` on one; the presets/cnn stream sections.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { buildStream } from '../../src/data/streams.ts';
 import type { DatasetSpec } from '../../src/data/registry.ts';
-import type { Dataset, Image } from '../../src/data/types.ts';
+import type { Dataset } from '../../src/data/types.ts';
 import { materialize } from '../../src/data/batch.ts';
-import { pixelPermutation, transformFromSpec } from '../../src/data/transforms.ts';
 import { Rng } from '../../src/util/rng.ts';
-import { makeDataset } from '../run/fixtures.ts';
+import { loadConfig, parseConfig } from '../../src/config/load.ts';
+import { runExperiment } from '../../src/run/experiment.ts';
+import { makeDataset, MemDataset } from '../run/fixtures.ts';
 
 const data: Record<string, Dataset> = {
-  'digits/train': makeDataset('digits', 'train', 3, 10, { seed: 1 }),
-  'digits/test': makeDataset('digits', 'test', 3, 4, { seed: 2, offset: 1000 }),
+  'digits/train': makeDataset('digits', 'train', 3, 10, { seed: 1, pattern: true }),
+  'digits/test': makeDataset('digits', 'test', 3, 4, { seed: 2, offset: 1000, pattern: true }),
   'objects/train': makeDataset('objects', 'train', 4, 6, { seed: 3 }),
   'objects/test': makeDataset('objects', 'test', 4, 2, { seed: 4, offset: 2000 }),
 };
@@ -82,16 +84,71 @@ test('sets: bad specs name the field', async () => {
   await assert.rejects(() => buildStream({ ...spec, setSize: 0 }, opts), /setSize/);
 });
 
-test('permute: a bijection of the H×W positions fixed by the seed, all channels moved alike; hand check on 2×2', () => {
-  const p = pixelPermutation(0, 5, 7);
-  assert.deepEqual([...p].sort((x, y) => x - y), Array.from({ length: 35 }, (_, i) => i));
-  assert.deepEqual([...pixelPermutation(0, 5, 7)], [...p]);
-  assert.notDeepEqual([...pixelPermutation(1, 5, 7)], [...p]);
-  const img: Image = { width: 2, height: 2, channels: 3, pixels: Uint8Array.from([10, 11, 12, 20, 21, 22, 30, 31, 32, 40, 41, 42]) };
-  const perm = pixelPermutation(4, 2, 2);
-  const out = transformFromSpec([{ permute: 4 }])(img, new Rng(0));
-  const want: number[] = [];
-  for (let i = 0; i < 4; i++) for (let c = 0; c < 3; c++) want.push(img.pixels[perm[i]! * 3 + c]!);
-  assert.deepEqual([...out.pixels], want);
-  assert.throws(() => transformFromSpec([{ permute: -1 }]), /permute/);
+test('sets: `moeclip run` accepts the stream (config validation, runner, per-source tests) with ncm on pixels', async () => {
+  const loaded = await parseConfig(
+    { stream: spec, method: { name: 'ncm', size: 4 }, run: { batchSize: 4, evalPeriod: 0, evalBatchSize: 8, taskBoundaries: true, evalCandidates: 'task' } },
+    { baseDir: process.cwd() },
+  );
+  assert.equal(loaded.config.stream.kind, 'sets');
+  const stream = await buildStream(loaded.config.stream, opts);
+  const { result } = await runExperiment(loaded, { stream, threads: 1, plots: false });
+  assert.equal(result.samplesSeen, 6 * 9);
+  const m = result.log.matrix;
+  assert.equal(m.length, 6);
+  // row t holds a test accuracy for every set up to t
+  m.forEach((row, t) => row.forEach((a, j) => assert.equal(a === null, j > t, `matrix[${t}][${j}]`)));
+  // the occurrences of one source share their test items, hence their accuracy
+  assert.equal(m[5]![3], m[5]![1]);
+  assert.equal(m[5]![4], m[5]![1]);
+  assert.equal(m[5]![5], m[5]![0]);
 });
+
+// presets/cnn: the stream sections parse and build (on stand-in datasets of the right class counts)
+const PRESETS = new URL('../../presets/cnn/', import.meta.url).pathname;
+/** `perClass` square `size`×`size` images per class with `channels` channels, seeded noise. */
+function square(name: string, split: string, classes: number, perClass: number, size: number, channels: 1 | 3, seed: number): Dataset {
+  const rng = new Rng(seed);
+  const labels = Int32Array.from({ length: classes * perClass }, (_, i) => Math.floor(i / perClass));
+  const images = Array.from(labels, () => ({ width: size, height: size, channels, pixels: Uint8Array.from({ length: size * size * channels }, () => rng.int(256)) }));
+  return new MemDataset(name, split, Array.from({ length: classes }, (_, c) => `${name}-${c}`), labels, images);
+}
+const standIn: Record<string, Dataset> = {
+  'tiny-imagenet/train': square('tiny-imagenet', 'train', 200, 3, 8, 3, 7),
+  'tiny-imagenet/test': square('tiny-imagenet', 'test', 200, 1, 8, 3, 8),
+  'mnist/train': square('mnist', 'train', 10, 4, 7, 1, 9),
+  'mnist/test': square('mnist', 'test', 10, 2, 7, 1, 10),
+};
+const standInOpts = {
+  loadDataset: async (s: DatasetSpec): Promise<Dataset> => {
+    const ds = standIn[`${s.name}/${s.split}`];
+    if (!ds) throw new Error(`no stand-in for ${s.name}/${s.split}`);
+    return ds;
+  },
+};
+/** The reference's task-identity oracle: each set's index of the first set of its source. */
+const oracle = (names: string[]) => names.map((n) => names.findIndex((m) => m.split('#')[0] === n.split('#')[0]));
+
+for (const [file, sets, setSize, splits, perms] of [
+  ['omtp-reduced.yaml', 9, 1000, 3, 3],
+  ['omtp.yaml', 28, 5000, 10, 6],
+  ['rotmnist-reduced.yaml', 9, 1000, 3, 6],
+] as const) {
+  test(`presets/cnn/${file}: the stream parses and builds`, async () => {
+    const { config } = await loadConfig(PRESETS + file);
+    assert.equal(config.stream.kind, 'sets');
+    const s = await buildStream(config.stream, standInOpts);
+    assert.equal(s.tasks.length, sets);
+    for (const t of s.tasks) assert.equal(t.train.length, setSize);
+    // every Tiny ImageNet split brings 10 labels, the MNIST variants share the 10 digits
+    assert.equal(s.classNames.length, 10 * splits + 10);
+    const names = s.tasks.map((t) => t.name);
+    assert.equal(new Set(names.map((n) => n.split('#')[0])).size, splits + perms);
+    for (const t of s.tasks) assert.equal(t.classes.length, 10);
+    // a Tiny ImageNet split every third set, the MNIST variants in between
+    names.forEach((n, i) => assert.equal(n.startsWith('tin'), i % 3 === 0, n));
+    if (file === 'omtp.yaml') assert.deepEqual(oracle(names), [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 1, 2, 12, 4, 5, 15, 7, 8, 18, 1, 2, 21, 4, 5, 24, 7, 8, 27]);
+    // the images at the final resolution: 32×32 RGB for both datasets
+    const [a, b] = materialize([s.tasks[0]!.test[0]!, s.tasks[1]!.test[0]!], s.tasks, false, new Rng(1));
+    assert.deepEqual([a!.width, a!.height, a!.channels, b!.width, b!.height, b!.channels], [32, 32, 3, 32, 32, 3]);
+  });
+}

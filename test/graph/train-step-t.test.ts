@@ -148,15 +148,20 @@ test('stepPerParam in float32: <p>.t stays float32 and feeds the step directly',
   assert.deepEqual(out['w.t.next'], { data: [1], dims: [] });
 });
 
-test('rowMasks: masked-out rows keep value, moments and count bit for bit; trained rows follow AdamW with their own t', async () => {
-  // w [3, 1] rows; loss = mean((X·w + b − y)²) with w as a column
+/** w [3, 1] rows; loss = mean((X·w − y)²) with w as a column; one row-masked training step with `optimizer`. */
+function rowMaskedStep(optimizer: Parameters<typeof G.buildTrainStep>[1]['optimizer']) {
   const g = new G.Graph();
   const x = g.input('x', 'float64', ['batch', 3]);
   const y = g.input('y', 'float64', ['batch']);
   const w = g.input('w', 'float64', [3, 1]);
   const r = G.sub(G.reshape(G.matmul(x, w), [-1]), y);
   const loss = G.reduceMean(G.mul(r, r));
-  const spec = G.buildTrainStep(g, { loss, params: [w], optimizer: { kind: 'adamw', weightDecay: 0.1 }, stepPerParam: true, rowMasks: ['w'] });
+  const spec = G.buildTrainStep(g, { loss, params: [w], optimizer, stepPerParam: true, rowMasks: ['w'] });
+  return { g, spec };
+}
+
+test('rowMasks: masked-out rows keep value, moments and count bit for bit; trained rows follow AdamW with their own t', async () => {
+  const { g, spec } = rowMaskedStep({ kind: 'adamw', weightDecay: 0.1 });
   assert.ok(spec.inputNames.includes('w.rows'));
   const s = await session(g);
   const w0 = [0.3, -0.2, 0.5];
@@ -191,13 +196,7 @@ test('rowMasks: masked-out rows keep value, moments and count bit for bit; train
 });
 
 test('rowMasks with SGD (Nesterov momentum): masked-out rows keep value and buffer bit for bit; trained rows follow SGD', async () => {
-  const g = new G.Graph();
-  const x = g.input('x', 'float64', ['batch', 3]);
-  const y = g.input('y', 'float64', ['batch']);
-  const w = g.input('w', 'float64', [3, 1]);
-  const r = G.sub(G.reshape(G.matmul(x, w), [-1]), y);
-  const loss = G.reduceMean(G.mul(r, r));
-  const spec = G.buildTrainStep(g, { loss, params: [w], optimizer: { kind: 'sgd', momentum: 0.9, nesterov: true }, stepPerParam: true, rowMasks: ['w'] });
+  const { g, spec } = rowMaskedStep({ kind: 'sgd', momentum: 0.9, nesterov: true });
   assert.ok(spec.inputNames.includes('w.rows'));
   const s = await session(g);
   const w0 = [0.3, -0.2, 0.5];
