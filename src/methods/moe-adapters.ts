@@ -322,7 +322,7 @@ export class MoeAdaptersMethod extends TrainableClipMethod {
 
   /** {@link predict} with probabilities and the router that answered each image (-1: DDAS sent it to zero-shot CLIP). */
   override async predictDetailed(images: Image[], candidates: readonly number[], ctx: PredictContext): Promise<DetailedPrediction> {
-    const noRouter = !this.moe.layout.routers.includes(this.moe.router);
+    const noRouter = this.moe.layout.routers.length === 0;
     if (images.length > 0 && candidates.length > 0 && noRouter) {
       // no router at all (cm-moe before its first subnet, e.g. the baseline evaluation of a task-free run):
       // plain zero-shot CLIP answers (route −1)
