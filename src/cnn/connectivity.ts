@@ -12,12 +12,31 @@
  * of the project (src/moe/merge.ts `clusterSubnets`, ml-kmeans).
  */
 import { clusterGroups, clusterSubnets } from '../moe/merge.ts';
-import type { Owners } from './masks.ts';
+
+/** Owner per channel of every group (−1 free); `masks.ts`'s `Owners` fits. */
+export type ChannelOwners = readonly ArrayLike<number>[];
+type Acts = Float32Array | Float64Array;
+
+function checkLabels(labels: ArrayLike<number>, where: string): void {
+  for (let i = 0; i < labels.length; i++) {
+    if (!Number.isInteger(labels[i])) throw new Error(`${where}[${i}]: expected an integer class label, got ${labels[i]}`);
+  }
+}
+
+function checkFinite(a: Acts, where: string): void {
+  for (let i = 0; i < a.length; i++) if (!Number.isFinite(a[i]!)) throw new Error(`${where}[${i}]: expected a finite activation, got ${a[i]}`);
+}
 
 /** conn[i][j] (row-major [P, C]) between the P parent and C child filters of one pair. */
-export function pairConnectivity(parent: Float32Array | Float64Array, child: Float32Array | Float64Array, P: number, C: number, labels: ArrayLike<number>): Float64Array {
+export function pairConnectivity(parent: Acts, child: Acts, P: number, C: number, labels: ArrayLike<number>): Float64Array {
   const N = labels.length;
-  if (parent.length !== N * P || child.length !== N * C) throw new Error(`connectivity: activations ${parent.length}/${child.length} do not fit ${N} samples × ${P}/${C} filters`);
+  if (!Number.isInteger(P) || P < 1) throw new Error(`pairConnectivity.P: expected a positive integer, got ${P}`);
+  if (!Number.isInteger(C) || C < 1) throw new Error(`pairConnectivity.C: expected a positive integer, got ${C}`);
+  if (parent.length !== N * P) throw new Error(`pairConnectivity.parent: ${parent.length} values do not fit ${N} samples × ${P} filters`);
+  if (child.length !== N * C) throw new Error(`pairConnectivity.child: ${child.length} values do not fit ${N} samples × ${C} filters`);
+  checkLabels(labels, 'pairConnectivity.labels');
+  checkFinite(parent, 'pairConnectivity.parent');
+  checkFinite(child, 'pairConnectivity.child');
   const byClass = new Map<number, number[]>();
   for (let i = 0; i < N; i++) {
     const l = labels[i]!;
@@ -27,10 +46,14 @@ export function pairConnectivity(parent: Float32Array | Float64Array, child: Flo
   }
   const conn = new Float64Array(P * C);
   let classes = 0;
-  const z = (a: Float32Array | Float64Array, F: number, rows: number[]): Float64Array => {
+  // a filter whose values in a class are all equal standardises to 0 (correlates exactly 0), checked on the
+  // values: the rounded mean of equal values can miss them by an ulp, leaving a tiny non-zero variance
+  const z = (a: Acts, F: number, rows: number[]): Float64Array => {
     const n = rows.length;
     const out = new Float64Array(n * F);
     for (let f = 0; f < F; f++) {
+      const first = a[rows[0]! * F + f]!;
+      if (rows.every((r) => a[r * F + f] === first)) continue;
       let m = 0;
       for (const r of rows) m += a[r * F + f]!;
       m /= n;
@@ -63,7 +86,12 @@ export function pairConnectivity(parent: Float32Array | Float64Array, child: Flo
  * The scalar per subnet for one task: mean over layer pairs (where the subnet owns both ends of some filter
  * pair) of the mean conn² over those pairs. `acts[g]` is [N, C_g]; `pairs` are (parent, child) group indices.
  */
-export function subnetConnectivity(acts: readonly (Float32Array | Float64Array)[], labels: ArrayLike<number>, owners: Owners, pairs: ReadonlyArray<readonly [number, number]>, subnets: readonly number[]): Map<number, number> {
+export function subnetConnectivity(acts: readonly Acts[], labels: ArrayLike<number>, owners: ChannelOwners, pairs: ReadonlyArray<readonly [number, number]>, subnets: readonly number[]): Map<number, number> {
+  pairs.forEach(([p, c], i) => {
+    for (const [g, name] of [[p, 'parent'], [c, 'child']] as const) {
+      if (!owners[g] || !acts[g]) throw new Error(`subnetConnectivity.pairs[${i}]: ${name} group ${g} has no ${owners[g] ? 'activations' : 'owners'}`);
+    }
+  });
   const sums = new Map<number, { s: number; n: number }>(subnets.map((s) => [s, { s: 0, n: 0 }]));
   for (const [p, c] of pairs) {
     const P = owners[p]!.length;
@@ -92,7 +120,10 @@ export function subnetConnectivity(acts: readonly (Float32Array | Float64Array)[
 
 /** Pearson correlation of two equal-length vectors (0 when either is constant). */
 export function pearson(a: readonly number[], b: readonly number[]): number {
+  if (a.length !== b.length) throw new Error(`pearson: lengths ${a.length} and ${b.length} differ`);
   const n = a.length;
+  // constant vectors correlate exactly 0 (checked on the values: their rounded mean may miss them by an ulp)
+  if (n === 0 || a.every((v) => v === a[0]) || b.every((v) => v === b[0])) return 0;
   const ma = a.reduce((x, y) => x + y, 0) / n;
   const mb = b.reduce((x, y) => x + y, 0) / n;
   let sab = 0;
@@ -111,7 +142,34 @@ export function pearson(a: readonly number[], b: readonly number[]): number {
  * subnet × subnet correlation rows go to k-means (k = min(numClusters, subnets)). Returns the groups of subnet ids.
  */
 export function clusterByConnectivity(subnets: readonly number[], scores: readonly (readonly number[])[], numClusters: number, seed: number): number[][] {
+  return connectivityClusters(subnets, scores, numClusters, seed).groups;
+}
+
+/**
+ * {@link clusterByConnectivity} with its parts: the subnet × subnet correlation matrix, the cluster label of each
+ * subnet (aligned with `subnets`, labels numbered in order of first appearance) and the groups of subnet ids.
+ */
+export function connectivityClusters(subnets: readonly number[], scores: readonly (readonly number[])[], numClusters: number, seed: number): { corr: number[][]; labels: number[]; groups: number[][] } {
+  if (scores.length !== subnets.length) throw new Error(`connectivityClusters.scores: ${scores.length} rows for ${subnets.length} subnets`);
+  if (!Number.isInteger(numClusters) || numClusters < 1) throw new Error(`connectivityClusters.numClusters: expected a positive integer, got ${numClusters}`);
+  const T = scores[0]?.length ?? 0;
+  scores.forEach((r, i) => {
+    if (r.length !== T) throw new Error(`connectivityClusters.scores[${i}]: ${r.length} tasks, row 0 has ${T}`);
+    r.forEach((v, j) => {
+      if (!Number.isFinite(v)) throw new Error(`connectivityClusters.scores[${i}][${j}]: expected a finite number, got ${v}`);
+    });
+  });
+  if (subnets.length === 0) return { corr: [], labels: [], groups: [] };
   const corr = scores.map((a) => scores.map((b) => pearson(a, b)));
   const labels = clusterSubnets(corr, Math.min(numClusters, subnets.length), seed);
-  return clusterGroups(subnets, labels);
+  return { corr, labels, groups: clusterGroups(subnets, labels) };
+}
+
+/**
+ * The score matrix `scores[s][t]` (subnets in `subnets` order, tasks in `tasks` order) from each task's buffer
+ * activations through the union network: `tasks[t].acts[g]` is [N_t, C_g], `tasks[t].labels` its N_t labels.
+ */
+export function connectivityScores(tasks: ReadonlyArray<{ acts: readonly Acts[]; labels: ArrayLike<number> }>, owners: ChannelOwners, pairs: ReadonlyArray<readonly [number, number]>, subnets: readonly number[]): number[][] {
+  const perTask = tasks.map((t) => subnetConnectivity(t.acts, t.labels, owners, pairs, subnets));
+  return subnets.map((s) => perTask.map((m) => m.get(s)!));
 }

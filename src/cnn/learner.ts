@@ -39,7 +39,7 @@ import { CnnNet, headLogits, type Head, type NetStep } from './net.ts';
 import { groupPairs, resnetLayout, type ResNetLayout } from './resnet.ts';
 import { allocate, freeCapacity, freeOwners, groupMasks, prune, reinitFree, subnetIds, trainableRows, union, zeroForeignIncoming, type Owners } from './masks.ts';
 import { identify, Thresholds } from './identify.ts';
-import { clusterByConnectivity, subnetConnectivity } from './connectivity.ts';
+import { clusterByConnectivity, connectivityScores } from './connectivity.ts';
 import { FlopCounter, forwardFlops } from './flops.ts';
 
 export const CnnOptionsShape = {
@@ -478,16 +478,14 @@ export class CnnLearner implements Method {
     const subnets = subnetIds(this.owners);
     const tasks = [...this.tasks.values()].filter((t) => t.buffer.size > 0);
     if (tasks.length === 0) return;
-    const scores = subnets.map(() => new Array<number>(tasks.length).fill(0));
     const masks = groupMasks(this.owners, subnets);
-    const pairs = groupPairs(this.layout);
-    for (const [ti, t] of tasks.entries()) {
+    const probes: Array<{ acts: Float32Array[]; labels: number[] }> = [];
+    for (const t of tasks) {
       const samples = this.bufferSamples(t, 'all');
-      const acts = await this.net.activations(this.pixels(samples.map((s) => s.img)), masks);
+      probes.push({ acts: await this.net.activations(this.pixels(samples.map((s) => s.img)), masks), labels: samples.map((s) => s.label) });
       this.flops.infer(forwardFlops(this.layout, this.owners, new Set(subnets), 0), samples.length);
-      const conn = subnetConnectivity(acts, samples.map((s) => s.label), this.owners, pairs, subnets);
-      subnets.forEach((s, si) => (scores[si]![ti] = conn.get(s) ?? 0));
     }
+    const scores = connectivityScores(probes, this.owners, groupPairs(this.layout), subnets);
     const groups = clusterByConnectivity(subnets, scores, this.o.numClusters, 0).filter((g) => g.length > 1);
     for (const g of groups) {
       const into = g[g.length - 1]!;
