@@ -28,6 +28,14 @@ export function itemKey(item: StreamItem, perTask: boolean): string {
   return perTask ? `${id}:${item.index}@${item.task}` : `${id}:${item.index}`;
 }
 
+/**
+ * Whether a stream's test items are told apart by task: `domain` and `sets` streams show the same dataset item
+ * through different tasks' transforms (rotations, permutations), so an item counts once per task.
+ */
+export function testsPerTask(stream: Pick<Stream, 'kind'>): boolean {
+  return stream.kind === 'domain' || stream.kind === 'sets';
+}
+
 /** Removes items whose {@link itemKey} occurred before. */
 export function dedupe(items: readonly StreamItem[], perTask: boolean): StreamItem[] {
   const seen = new Set<string>();
@@ -56,7 +64,7 @@ export class EvalRound {
 
   /** Predictions (global labels, -1 = abstain) for `items` among `candidates`. */
   async predict(items: readonly StreamItem[], candidates: readonly number[]): Promise<Int32Array> {
-    const perTask = this.stream.kind === 'domain' || this.stream.kind === 'sets';
+    const perTask = testsPerTask(this.stream);
     const candKey = [...candidates].join(',');
     let memo = this.memo.get(candKey);
     if (!memo) {

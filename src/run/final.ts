@@ -19,7 +19,7 @@ import { formatTableCsv } from '../report/csv.ts';
 import { Rng } from '../util/rng.ts';
 import { LEARNER_FILE, modelRef, PREDICTIONS_FILE, PREDICTIONS_HEADER, STATE_BASE, templateTable, type LearnerInfo } from '../learner/format.ts';
 import { predictDetailed, probOfLabel } from '../learner/predict.ts';
-import { dedupe } from './evaluator.ts';
+import { dedupe, testsPerTask } from './evaluator.ts';
 
 /** The folder of the final learner inside a run folder. */
 export const FINAL_DIR = 'final';
@@ -50,7 +50,7 @@ export function finalEvaluation(stream: Stream): { exposed: number[]; items: Str
       }
     }
   }
-  const items = dedupe(stream.tasks.flatMap((t) => t.test.filter((it) => seen.has(it.label))), stream.kind === 'domain' || stream.kind === 'sets');
+  const items = dedupe(stream.tasks.flatMap((t) => t.test.filter((it) => seen.has(it.label))), testsPerTask(stream));
   return { exposed, items };
 }
 

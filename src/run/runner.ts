@@ -35,7 +35,7 @@ import { computeMetrics } from '../eval/metrics.ts';
 import { countCorrect, classTally } from '../eval/accuracy.ts';
 import { Rng, type RngSnapshot } from '../util/rng.ts';
 import type { RunEvent } from './events.ts';
-import { EvalRound, dedupe } from './evaluator.ts';
+import { EvalRound, dedupe, testsPerTask } from './evaluator.ts';
 import { AnytimeSchedule, StepCredit, type AnytimeCadence, type OnlineIterRule } from '../eval/protocol.ts';
 
 export interface RunnerOptions {
@@ -216,7 +216,7 @@ export async function runStreamResumable(input: RunInput): Promise<RunOutcome> {
   const taskCtx = (): TaskContext => ({ ...view, rng: methodRng, memory, exposedClasses: [...exposed], samplesSeen, reportPhase });
   const taskInfo = (t: StreamTask): TaskInfo => ({ id: t.id, name: t.name, classes: t.classes, size: t.train.length, numTasks: T });
 
-  const perTaskTest = stream.kind === 'domain' || stream.kind === 'sets';
+  const perTaskTest = testsPerTask(stream);
   /** Test items of the exposed classes: all tasks (deduplicated), or in domain streams the tasks seen so far. */
   const exposedTestItems = (): StreamItem[] => {
     const tasks = perTaskTest ? stream.tasks.slice(0, currentTask + 1) : stream.tasks;
