@@ -87,6 +87,28 @@ export class Thresholds {
     this.tasks.delete(task);
   }
 
+  /** JSON-able records, ascending by task. */
+  toJSON(): Array<[number, TaskRecord]> {
+    return [...this.tasks].sort((a, b) => a[0] - b[0]).map(([t, r]) => [t, { online: [...r.online], heldOut: r.heldOut, lastUsed: r.lastUsed }]);
+  }
+
+  /** Replaces the records with {@link toJSON}'s; errors name the field (prefixed by `where`). */
+  restore(j: unknown, where = 'thresholds'): void {
+    if (!Array.isArray(j)) throw new Error(`${where}: expected a list of [task, record]`);
+    const fin = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v);
+    const next = new Map<number, TaskRecord>();
+    j.forEach((e, i) => {
+      const [task, r] = (Array.isArray(e) ? e : []) as [unknown, Partial<TaskRecord> | undefined];
+      if (!Number.isInteger(task) || (task as number) < 0) throw new Error(`${where}[${i}]: expected [task id, record]`);
+      if (typeof r !== 'object' || r === null || !Array.isArray(r.online) || !r.online.every(fin) || !(r.heldOut === null || fin(r.heldOut)) || !Number.isInteger(r.lastUsed)) {
+        throw new Error(`${where}[${i}]: expected { online: number[], heldOut: number | null, lastUsed: integer }`);
+      }
+      next.set(task as number, { online: [...r.online], heldOut: r.heldOut, lastUsed: r.lastUsed! });
+    });
+    this.tasks.clear();
+    for (const [t, r] of next) this.tasks.set(t, r);
+  }
+
   private rec(task: number): TaskRecord {
     const r = this.tasks.get(task);
     if (!r) throw new Error(`thresholds: unknown task ${task}`);

@@ -34,7 +34,9 @@ import type { Image } from '../data/types.ts';
 import { Engine } from '../runtime/engine.ts';
 import { CLIP_RESOURCES, type ClipResources } from '../methods/clip-resources.ts';
 import type { Rng } from '../util/rng.ts';
-import type { CostInfo, Method, MethodEnv, ObserveContext, ObserveResult, PredictContext, TaskContext, TaskInfo, TrainBatch } from '../methods/method.ts';
+import type { CostInfo, Method, MethodEnv, MethodState, ObserveContext, ObserveResult, PredictContext, TaskContext, TaskInfo, TrainBatch } from '../methods/method.ts';
+import { jsonObject } from '../methods/state.ts';
+import type { TensorData } from '../runtime/types.ts';
 import { CnnNet, headLogits, type Head, type NetStep } from './net.ts';
 import { groupPairs, resnetLayout, type ResNetLayout } from './resnet.ts';
 import { allocate, freeCapacity, freeOwners, groupMasks, prune, reinitFree, subnetIds, trainableRows, union, zeroForeignIncoming, type Owners } from './masks.ts';
@@ -125,6 +127,8 @@ export class CnnLearner implements Method {
   private setStart = 0;
   private readonly subnetBatches = new Map<number, number>();
   private readonly pruned = new Set<number>();
+  /** Milliseconds of the current set before a restore (its seconds in `perSet` span the interruption's both sides). */
+  private setBefore = 0;
   private lastOnline: { preds: Int32Array } | null = null;
   private readonly chw = new WeakMap<Image, Float32Array>();
   readonly flops = new FlopCounter();
@@ -298,6 +302,7 @@ export class CnnLearner implements Method {
     this.current = null;
     this.setClasses = [...task.classes];
     this.setStart = performance.now();
+    this.setBefore = 0;
   }
 
   // -- training -------------------------------------------------------------------------------------------------
@@ -469,7 +474,7 @@ export class CnnLearner implements Method {
       }
     }
     if (this.mode.merge && subnetIds(this.owners).length > this.o.maxSubnets) await this.mergeSubnets(ctx);
-    this.perSet.push({ seconds: (performance.now() - this.setStart) / 1000, task: cur?.id ?? -1, freeCapacity: freeCapacity(this.layout, this.owners).channels, newTask: this.pendingNew });
+    this.perSet.push({ seconds: (this.setBefore + performance.now() - this.setStart) / 1000, task: cur?.id ?? -1, freeCapacity: freeCapacity(this.layout, this.owners).channels, newTask: this.pendingNew });
     this.current = null;
   }
 
@@ -509,6 +514,184 @@ export class CnnLearner implements Method {
     this.merges.push({ set: this.setIndex, members: groups, ms });
   }
 
+  // -- checkpoint ------------------------------------------------------------------------------------------------
+
+  /**
+   * Everything the learner continues from: conv weights, the kept initial weights, BN running statistics, filter
+   * owners, per task its head, classes and buffered images (pixels with their shapes), thresholds, counters, the
+   * merge and per-set logs, the FLOP counts and its generator. The SGD momentum is not kept: every `train` call
+   * starts it from zero (the reference's per-batch schedule), so it carries nothing across calls.
+   */
+  async saveState(): Promise<MethodState> {
+    const tensors: Record<string, TensorData> = {};
+    const f32 = (a: Float32Array, dims: number[]): TensorData => ({ dtype: 'float32', dims, data: a.slice() });
+    const w = await this.net.weights();
+    for (const c of this.layout.convs) {
+      const dims = [c.outChannels, c.inChannels, c.kernel, c.kernel];
+      tensors[`net/${c.weight}`] = f32(w[c.weight]!, dims);
+      tensors[`initial/${c.weight}`] = f32(this.net.initial[c.weight]!, dims);
+    }
+    if (this.layout.config.runningStats) {
+      for (const [name, st] of Object.entries(await this.net.runningStats())) {
+        tensors[`bn/${name}/mean`] = f32(st.mean, [st.mean.length]);
+        tensors[`bn/${name}/var`] = f32(st.variance, [st.variance.length]);
+      }
+    }
+    this.owners.forEach((a, g) => (tensors[`owners/${g}`] = { dtype: 'int32', dims: [a.length], data: a.slice() }));
+    const F = this.layout.features;
+    const tasks = [...this.tasks.values()].sort((a, b) => a.id - b.id).map((t) => {
+      tensors[`task/${t.id}/head.w`] = f32(t.head.w, [t.classes.length, F]);
+      tensors[`task/${t.id}/head.b`] = f32(t.head.b, [t.classes.length]);
+      const buffer = [...t.buffer].sort((a, b) => a[0] - b[0]).map(([label, list]) => {
+        const bytes = new Uint8Array(list.reduce((n, im) => n + im.pixels.length, 0));
+        let o = 0;
+        for (const im of list) {
+          bytes.set(im.pixels, o);
+          o += im.pixels.length;
+        }
+        tensors[`task/${t.id}/buffer/${label}`] = { dtype: 'uint8', dims: [bytes.length], data: bytes };
+        return { label, shapes: list.map((im) => [im.width, im.height, im.channels]) };
+      });
+      return { id: t.id, subnet: t.subnet, classes: t.classes, buffer };
+    });
+    if (this.lastOnline) tensors['lastOnline'] = { dtype: 'int32', dims: [this.lastOnline.preds.length], data: this.lastOnline.preds.slice() };
+    return {
+      tensors,
+      json: {
+        format: 'moeclip.cnn-learner',
+        version: 1,
+        tasks,
+        current: this.current?.id ?? null,
+        nextTask: this.nextTask,
+        nextSubnet: this.nextSubnet,
+        setIndex: this.setIndex,
+        setClasses: [...this.setClasses],
+        setMs: this.setBefore + (performance.now() - this.setStart),
+        subnetBatches: [...this.subnetBatches],
+        pruned: [...this.pruned].sort((a, b) => a - b),
+        pendingNew: this.pendingNew,
+        thresholds: this.thresholds.toJSON(),
+        flops: this.flops.toJSON(),
+        merges: this.merges.map((m) => ({ ...m, members: m.members.map((g) => [...g]) })),
+        perSet: this.perSet.map((p) => ({ ...p })),
+        rng: this.rng.snapshot(),
+      },
+    };
+  }
+
+  /** Restores {@link saveState}'s state into a learner created with the same options; errors name the field. */
+  async loadState(state: MethodState): Promise<void> {
+    const where = `${this.name} state`;
+    const j = state.json;
+    const fail = (field: string, msg: string): never => {
+      throw new Error(`${where}.${field}: ${msg}`);
+    };
+    if (j['format'] !== 'moeclip.cnn-learner' || j['version'] !== 1) fail('format', `expected moeclip.cnn-learner version 1, got ${JSON.stringify(j['format'])} ${JSON.stringify(j['version'])}`);
+    const tensor = (name: string, dtype: TensorData['dtype'], n: number): TensorData['data'] => {
+      const t = state.tensors[name];
+      if (!t) return fail(`tensors['${name}']`, 'missing');
+      if (t.dtype !== dtype || t.data.length !== n) fail(`tensors['${name}']`, `expected ${dtype} with ${n} values, got ${t.dtype} with ${t.data.length}`);
+      return t.data;
+    };
+    const isInt = (v: unknown, min = 0): v is number => typeof v === 'number' && Number.isInteger(v) && v >= min;
+    const w: Record<string, Float32Array> = {};
+    const init: Record<string, Float32Array> = {};
+    for (const c of this.layout.convs) {
+      const n = c.outChannels * c.inChannels * c.kernel * c.kernel;
+      w[c.weight] = Float32Array.from(tensor(`net/${c.weight}`, 'float32', n) as Float32Array);
+      init[c.weight] = tensor(`initial/${c.weight}`, 'float32', n) as Float32Array;
+    }
+    const owners = this.layout.groups.map((g, i) => Int32Array.from(tensor(`owners/${i}`, 'int32', g.channels) as Int32Array));
+    const F = this.layout.features;
+    const list = j['tasks'];
+    if (!Array.isArray(list)) fail('tasks', 'expected a list');
+    const tasks = (list as unknown[]).map((raw, i): CnnTask => {
+      const t = jsonObject(raw, `${where}.tasks[${i}]`);
+      const id = t['id'];
+      const subnet = t['subnet'];
+      const classes = t['classes'];
+      if (!isInt(id) || !isInt(subnet) || !Array.isArray(classes) || classes.length === 0 || !classes.every((c) => isInt(c))) fail(`tasks[${i}]`, 'expected { id, subnet, classes: label[] }');
+      const K = (classes as number[]).length;
+      const head = { w: Float32Array.from(tensor(`task/${id}/head.w`, 'float32', K * F) as Float32Array), b: Float32Array.from(tensor(`task/${id}/head.b`, 'float32', K) as Float32Array) };
+      const buffer = new Map<number, Image[]>();
+      const bl = t['buffer'];
+      if (!Array.isArray(bl)) fail(`tasks[${i}].buffer`, 'expected a list');
+      (bl as unknown[]).forEach((rawB, k) => {
+        const b = jsonObject(rawB, `${where}.tasks[${i}].buffer[${k}]`);
+        const label = b['label'];
+        const shapes = b['shapes'];
+        const ok = (s: unknown): s is [number, number, 1 | 3] => Array.isArray(s) && s.length === 3 && isInt(s[0], 1) && isInt(s[1], 1) && (s[2] === 1 || s[2] === 3);
+        if (!isInt(label) || !Array.isArray(shapes) || !shapes.every(ok)) fail(`tasks[${i}].buffer[${k}]`, 'expected { label, shapes: [width, height, channels][] }');
+        const sizes = (shapes as Array<[number, number, 1 | 3]>).map(([wd, h, c]) => wd * h * c);
+        const bytes = tensor(`task/${id}/buffer/${label}`, 'uint8', sizes.reduce((a, v) => a + v, 0)) as Uint8Array;
+        let o = 0;
+        buffer.set(
+          label as number,
+          (shapes as Array<[number, number, 1 | 3]>).map(([width, height, channels], m) => {
+            const pixels = bytes.slice(o, o + sizes[m]!);
+            o += sizes[m]!;
+            return { width, height, channels, pixels };
+          }),
+        );
+      });
+      return { id: id as number, subnet: subnet as number, classes: [...(classes as number[])], head, buffer };
+    });
+    const ints = (field: string, min = 0): number => (isInt(j[field], min) ? (j[field] as number) : fail(field, `expected an integer >= ${min}`));
+    const nextTask = ints('nextTask');
+    const nextSubnet = ints('nextSubnet');
+    const setIndex = ints('setIndex', -1);
+    const current = j['current'];
+    if (!(current === null || (isInt(current) && tasks.some((t) => t.id === current)))) fail('current', 'expected null or a saved task id');
+    const setClasses = j['setClasses'];
+    if (!Array.isArray(setClasses) || !setClasses.every((c) => isInt(c))) fail('setClasses', 'expected a list of labels');
+    const setMs = j['setMs'];
+    if (typeof setMs !== 'number' || !Number.isFinite(setMs) || setMs < 0) fail('setMs', 'expected a non-negative number');
+    const pairs = j['subnetBatches'];
+    if (!Array.isArray(pairs) || !pairs.every((p) => Array.isArray(p) && isInt(p[0]) && isInt(p[1]))) fail('subnetBatches', 'expected [subnet, batches] pairs');
+    const pruned = j['pruned'];
+    if (!Array.isArray(pruned) || !pruned.every((v) => isInt(v))) fail('pruned', 'expected a list of subnet ids');
+    if (typeof j['pendingNew'] !== 'boolean') fail('pendingNew', 'expected a boolean');
+    const merges = j['merges'];
+    if (!Array.isArray(merges) || !merges.every((m) => typeof m === 'object' && m !== null && isInt(m.set) && Array.isArray(m.members) && typeof m.ms === 'number')) fail('merges', 'expected { set, members, ms } entries');
+    const perSet = j['perSet'];
+    if (!Array.isArray(perSet) || !perSet.every((p) => typeof p === 'object' && p !== null && typeof p.seconds === 'number' && isInt(p.task, -1) && typeof p.freeCapacity === 'number' && typeof p.newTask === 'boolean')) {
+      fail('perSet', 'expected { seconds, task, freeCapacity, newTask } entries');
+    }
+    const flops = FlopCounter.fromJSON(j['flops'] as never, `${where}.flops`);
+    this.thresholds.restore(j['thresholds'], `${where}.thresholds`);
+    this.rng.restore(j['rng'] as never, `${where}.rng`);
+
+    await this.net.setWeights(w);
+    this.net.restoreInitial(init);
+    if (this.layout.config.runningStats) {
+      const stats: Record<string, { mean: Float32Array; variance: Float32Array }> = {};
+      for (const c of this.layout.convs) stats[c.name] = { mean: tensor(`bn/${c.name}/mean`, 'float32', c.outChannels) as Float32Array, variance: tensor(`bn/${c.name}/var`, 'float32', c.outChannels) as Float32Array };
+      await this.net.setRunningStats(stats);
+    }
+    this.owners = owners;
+    this.tasks.clear();
+    for (const t of tasks) this.tasks.set(t.id, t);
+    this.current = current === null ? null : this.tasks.get(current as number)!;
+    this.nextTask = nextTask;
+    this.nextSubnet = nextSubnet;
+    this.setIndex = setIndex;
+    this.setClasses = [...(setClasses as number[])];
+    this.setBefore = setMs as number;
+    this.setStart = performance.now();
+    this.subnetBatches.clear();
+    for (const [a, b] of pairs as Array<[number, number]>) this.subnetBatches.set(a, b);
+    this.pruned.clear();
+    for (const v of pruned as number[]) this.pruned.add(v);
+    this.pendingNew = j['pendingNew'] as boolean;
+    this.flops.inference = flops.inference;
+    this.flops.training = flops.training;
+    this.flops.retraining = flops.retraining;
+    this.merges.splice(0, this.merges.length, ...(merges as MergeLog[]).map((m) => ({ set: m.set, members: m.members.map((g) => [...g]), ms: m.ms })));
+    this.perSet.splice(0, this.perSet.length, ...(perSet as CnnLearner['perSet']).map((p) => ({ ...p })));
+    const lo = state.tensors['lastOnline'];
+    this.lastOnline = lo ? { preds: Int32Array.from(lo.data as Int32Array) } : null;
+  }
+
   describeCost(): CostInfo {
     const heads = [...this.tasks.values()].reduce((s, t) => s + t.head.w.length + t.head.b.length, 0);
     const fc = freeCapacity(this.layout, this.owners);
@@ -527,6 +710,7 @@ export class CnnLearner implements Method {
       extra[`setSeconds:${i}`] = s.seconds;
       extra[`setTask:${i}`] = s.task;
       extra[`setFreeCapacity:${i}`] = s.freeCapacity;
+      extra[`setNewTask:${i}`] = s.newTask ? 1 : 0;
     });
     return { trainableParams: this.net.paramCount + heads, totalParams: this.net.paramCount + heads, extra };
   }

@@ -159,6 +159,29 @@ export class CnnNet {
     return Object.fromEntries(this.layout.convs.map((c) => [c.name, { mean: t[`bn.${c.name}.mean`]!.data as Float32Array, variance: t[`bn.${c.name}.var`]!.data as Float32Array }]));
   }
 
+  /** Replaces the running BN statistics (as {@link runningStats} returns them), for a restored state. */
+  async setRunningStats(stats: Record<string, { mean: Float32Array; variance: Float32Array }>): Promise<void> {
+    if (!this.layout.config.runningStats) throw new Error('CnnNet.setRunningStats: the layout keeps no running statistics (runningStats: false)');
+    const t: Record<string, TensorData> = {};
+    for (const c of this.layout.convs) {
+      const s = stats[c.name];
+      if (!s || s.mean.length !== c.outChannels || s.variance.length !== c.outChannels) throw new Error(`CnnNet.setRunningStats: '${c.name}' needs mean and variance of ${c.outChannels} values`);
+      t[`bn.${c.name}.mean`] = { dtype: 'float32', dims: [c.outChannels], data: Float32Array.from(s.mean) };
+      t[`bn.${c.name}.var`] = { dtype: 'float32', dims: [c.outChannels], data: Float32Array.from(s.variance) };
+    }
+    await this.engine.putTensors(this.state.store, t, { transfer: true });
+  }
+
+  /** Overwrites the kept initial weights (a restored state's), checking every conv's size. */
+  restoreInitial(w: Weights): void {
+    for (const c of this.layout.convs) {
+      const d = w[c.weight];
+      const n = c.outChannels * c.inChannels * c.kernel * c.kernel;
+      if (!(d instanceof Float32Array) || d.length !== n) throw new Error(`CnnNet.restoreInitial: '${c.weight}' must be a Float32Array of ${n} values`);
+      this.initial[c.weight]!.set(d);
+    }
+  }
+
   /** Parameters of the backbone. */
   get paramCount(): number {
     return this.layout.convs.reduce((n, c) => n + c.outChannels * c.inChannels * c.kernel * c.kernel, 0);

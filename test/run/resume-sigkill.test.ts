@@ -6,6 +6,7 @@
  * - moe-adapters with a router per task, activate-freeze and DDAS, killed mid-task;
  * - cm-moe across a merge: the checkpoint falls at the end of task 3, before its end-of-task merge, the kill after
  *   the merge has run (so the resumed run merges again from the checkpointed state).
+ * - cnn-subnets on a `sets` stream of permuted digits, checkpointed mid-set before its first merge and killed after it.
  * And Ctrl-C (SIGINT) without --checkpoint-every: the run writes a checkpoint, says what it kept and how to
  * resume, exits 130, and resumes to the same folder.
  */
@@ -69,6 +70,42 @@ writeFileSync(
   ].join('\n'),
 );
 
+const perm = (k: number) => `    - { name: pm${k}, dataset: { name: mnist, root: data }, transform: [{ resize: 8 }, { toRgb: true }, { permute: ${k} }] }`;
+writeFileSync(
+  join(root, 'cnn.yaml'),
+  [
+    'seed: 3',
+    'stream:',
+    '  kind: sets',
+    '  sources:',
+    perm(0),
+    perm(1),
+    perm(2),
+    '  sequence: [pm0, pm1, pm2, pm0]',
+    '  setSize: 16',
+    'method:',
+    '  name: cnn-subnets',
+    '  width: 0.0625',
+    '  imageSize: 8',
+    '  onlineEpochs: 2',
+    '  bufferPerClass: 2',
+    '  pruneBatch: 2',
+    '  finetuneEpochs: 1',
+    '  trainEpochs: 1',
+    '  offlineBatch: 16',
+    '  maxSubnets: 2',
+    '  numClusters: 2',
+    // every set opens a subnet, so merges happen at the ends of sets 3 and 4
+    '  thresholdFloor: 0.99',
+    'run:',
+    '  batchSize: 4',
+    '  evalPeriod: 0',
+    '  evalBatchSize: 16',
+    '  evalCandidates: task',
+    '',
+  ].join('\n'),
+);
+
 interface Exit {
   code: number | null;
   signal: NodeJS.Signals | null;
@@ -117,8 +154,8 @@ const withoutTimes = (file: string) =>
     .split('\n')
     .map((l) => {
       const { ms: _ms, timings: _t, rssMB: _r, ...rest } = JSON.parse(l) as Record<string, unknown>;
-      // cost events: the method's own timings (e.g. cm-moe's mergeMs) are wall time too
-      if (rest['type'] === 'cost') rest['extra'] = Object.fromEntries(Object.entries(rest['extra'] as Record<string, number>).filter(([k]) => !k.endsWith('Ms')));
+      // cost events: the method's own timings (cm-moe's mergeMs, the CNN learner's seconds per set) are wall time too
+      if (rest['type'] === 'cost') rest['extra'] = Object.fromEntries(Object.entries(rest['extra'] as Record<string, number>).filter(([k]) => !k.endsWith('Ms') && !k.startsWith('setSeconds:')));
       return rest;
     });
 
@@ -191,6 +228,25 @@ test('cm-moe across a merge: checkpoint before the merge, SIGKILL after it, --re
   assertSameRun(killed, full);
   const cost = JSON.parse(readFileSync(join(killed, 'cost.json'), 'utf8'));
   assert.equal(cost.extra.merges, 2);
+});
+
+test('cnn-subnets across a merge: checkpoint mid-set, SIGKILL after the merge, --resume gives the uninterrupted run folder', async () => {
+  const cfg = join(root, 'cnn.yaml');
+  const full = join(root, 'cnn-full');
+  const ok = await cli(['run', cfg, '--out', full, '--threads', '1']);
+  assert.equal(ok.code, 0, ok.err);
+  const merges = withoutTimes(join(full, 'events.jsonl')).filter((e) => e['type'] === 'phase' && e['name'] === 'merge');
+  assert.deepEqual(merges.map((e) => e['samplesSeen']), [48, 64], 'merges at the ends of sets 3 and 4');
+
+  const killed = join(root, 'cnn-killed');
+  const mergedAt48 = (ev: Array<Record<string, unknown>>) => ev.some((e) => e['type'] === 'phase' && e['name'] === 'merge' && e['samplesSeen'] === 48);
+  const k = await cli(['run', cfg, '--out', killed, '--threads', '1', '--checkpoint-every', '20'], mergedAt48, killed);
+  assert.equal(k.signal, 'SIGKILL', `the child was killed (exit ${k.code}): ${k.err}`);
+  const meta = checkpointMeta(killed);
+  assert.equal(meta.samplesSeen, 40, 'the last checkpoint is mid-set 3, before its merge');
+  const r = await cli(['run', '--resume', killed]);
+  assert.equal(r.code, 0, r.err);
+  assertSameRun(killed, full);
 });
 
 test('Ctrl-C: a checkpoint, what was kept, how to resume, exit 130; the resumed run is the uninterrupted one', async () => {
