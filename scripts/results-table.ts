@@ -12,7 +12,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 
-const ORDER = ['zeroshot-clip', 'cm-moe', 'cm-moe-taskfree', 'cm-moe-unbounded', 'moe-adapters', 'adapter-clip', 'lora-clip', 'finetune', 'er', 'lwf', 'ewc'];
+const ORDER = ['zeroshot-clip', 'cm-moe', 'cm-moe-taskfree', 'cm-moe-taskfree-ddas', 'cm-moe-unbounded', 'moe-adapters', 'adapter-clip', 'lora-clip', 'finetune', 'er', 'lwf', 'ewc'];
 const json = (f: string) => JSON.parse(readFileSync(f, 'utf8')) as Record<string, unknown>;
 
 /** mean, std (null for one seed) and n of one number, from a summary or a single run. */
@@ -83,6 +83,17 @@ export function resultsTables(root: string): string {
       );
     }
     out.push('');
+    // task-free rows: boundary detection against the true task starts (scored by the runner)
+    const free = labels.map((m) => [m, existsSync(join(dir, m, 'summary.json')) ? fromSummary(join(dir, m)) : fromRun(join(dir, m))] as const).filter(([, d]) => d.cost('extra.boundaries').mean !== null);
+    if (free.length > 0) {
+      out.push('| task-free run | boundaries found | missed | false | mean delay (batches) | by labels | by DDAS | seeds |', '|---|---:|---:|---:|---:|---:|---:|---:|');
+      for (const [m, d] of free) {
+        out.push(
+          `| ${m} | ${fmt(d.cost('extra.boundariesFound'), 1, 1)} / ${fmt(d.cost('extra.boundaries'), 1, 0)} | ${fmt(d.cost('extra.boundariesMissed'), 1, 1)} | ${fmt(d.cost('extra.falseBoundaries'), 1, 1)} | ${fmt(d.cost('extra.boundaryDelayBatches'), 1, 2)} | ${fmt(d.cost('extra.detectedByLabels'), 1, 1)} | ${fmt(d.cost('extra.detectedByDdas'), 1, 1)} | ${d.seeds} |`,
+        );
+      }
+      out.push('');
+    }
   }
   return `${out.join('\n')}\n${cnnTables(join(root, 'cnn'))}`;
 }

@@ -40,6 +40,8 @@ const E_ROWS: Row[] = [
   { bench: 'long-shift', label: 'moe-adapters', args: ['--set', 'method.name=moe-adapters'] },
   { bench: 'long-shift', label: 'zeroshot-clip', args: ['--set', 'method.name=zeroshot-clip'] },
   { bench: 'long-shift', label: 'cm-moe-taskfree', args: ['--set', 'method.name=cm-moe', '--set', 'run.taskBoundaries=false'] },
+  // the statistic alone: DDAS reconstruction errors, label novelty off
+  { bench: 'long-shift', label: 'cm-moe-taskfree-ddas', args: ['--set', 'method.name=cm-moe', '--set', 'run.taskBoundaries=false', '--set', 'method.shift.labels=false'] },
 ];
 
 function methodArgs(method: string): string[] {

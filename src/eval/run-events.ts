@@ -3,6 +3,8 @@
  * the true task boundaries, and whether the process's memory stayed flat over the stream.
  */
 
+import { scoreBoundaries } from './boundaries.ts';
+
 /** The fields of run events these reports read (events.jsonl lines, see src/run/events.ts). */
 export interface LoggedEvent {
   type: string;
@@ -32,9 +34,9 @@ export interface BoundaryReport {
 }
 
 /**
- * Matches detections to true boundaries: a detection on the batch starting at stream position `d` (samples seen
- * before it) matches the latest true boundary `b ≤ d` if that boundary is not matched yet (so a detection after
- * the next boundary can only match the next one); anything else is a false boundary.
+ * Detections (`info.boundary` on batch events) against the true task starts, matched by {@link scoreBoundaries}:
+ * a detection on the batch starting at stream position `d` (samples seen before it) matches the latest true
+ * boundary `b ≤ d` if that boundary is not matched yet; anything else is a false boundary.
  */
 export function boundaryReport(events: readonly LoggedEvent[]): BoundaryReport {
   const batches = events.filter((e) => e.type === 'batch');
@@ -48,23 +50,14 @@ export function boundaryReport(events: readonly LoggedEvent[]): BoundaryReport {
     const kind = b.info?.['boundary'];
     if (typeof kind === 'string') detected.push({ at: start, kind });
   }
-  const delays: number[] = [];
-  const matched = new Set<number>();
-  let falseBoundaries = 0;
-  let k = -1;
-  for (const d of detected) {
-    while (k + 1 < truth.length && truth[k + 1]! <= d.at) k++;
-    if (k >= 0 && !matched.has(k)) {
-      matched.add(k);
-      delays.push(d.at - truth[k]!);
-    } else falseBoundaries++;
-  }
+  const sc = scoreBoundaries(truth, detected.map((d) => d.at));
+  const delays = sc.delays;
   return {
     trueBoundaries: truth.length,
     detected: detected.length,
-    matched: matched.size,
-    missed: truth.length - matched.size,
-    falseBoundaries,
+    matched: sc.found,
+    missed: sc.missed,
+    falseBoundaries: sc.falseDetections,
     meanDelaySamples: delays.length > 0 ? delays.reduce((a, b) => a + b, 0) / delays.length : null,
     maxDelaySamples: delays.length > 0 ? Math.max(...delays) : null,
     kinds: detected.map((d) => d.kind),

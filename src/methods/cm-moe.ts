@@ -14,8 +14,10 @@
  *   DDAS autoencoders merge, and the merged subnet is fine-tuned on its pooled memory (src/moe/merge.ts).
  * - Test samples are routed per sample by DDAS to a subnet's router; on multi-dataset streams an unclaimed sample
  *   goes to plain zero-shot CLIP, on single-dataset streams to its best autoencoder (no fallback).
- * - Without task boundaries (`run.taskBoundaries: false`) a {@link ShiftDetector} over the current subnet's DDAS
- *   error opens a subnet at a detected change, or re-enters the subnet whose autoencoder explains the new data.
+ * - Without task boundaries (`run.taskBoundaries: false`) two signals open a subnet at a detected change or
+ *   re-enter a known one: label novelty (`labelShift`: most of a batch's labels are new to the current subnet;
+ *   re-entry to the subnet that trained on them) and a {@link ShiftDetector} over the current subnet's DDAS error
+ *   (re-entry to the subnet whose autoencoder explains the new data); docs/cm-moe.md says why both.
  * - `merge: false` with `maxSubnets` ≥ the number of tasks is the unbounded learner (a subnet per task).
  *
  * The metric is computed on the final image embeddings, not on per-block activations of the last `numBlocks`
@@ -29,7 +31,7 @@ import { MoeLayout } from '../moe/layout.ts';
 import { growMoeTensors } from '../moe/subnets.ts';
 import { SubnetRegistry } from '../moe/subnets.ts';
 import { applyMerge, clusterGroups, clusterSubnets, meanCosine, meanDistance, mergeDdasTasks, planMerge, subnetVectors, type MetricRecord } from '../moe/merge.ts';
-import { ShiftDetector } from '../moe/shift.ts';
+import { labelShift, ShiftDetector, type ShiftDecision } from '../moe/shift.ts';
 import { STACK_PARTS, stackedTensorName } from '../moe/hooks.ts';
 import { TrainerOptionsShape } from './clip-trainer.ts';
 import { defineClipMethod, ModelOptionShape, SitesOptionShape } from './clip-method.ts';
@@ -63,6 +65,11 @@ export const CmMoeSchema = z
     noisyGating: z.boolean().default(true),
     textRouterToken: z.enum(['eot', 'sot']).default('eot'),
     ddas: MoeAdaptersSchema.shape.ddas,
+    /**
+     * Record, in every batch event, each trained autoencoder's mean DDAS error on the incoming samples before the
+     * batch trains (`info['ddasErr:<subnet>']`) — the signal of task-free detection, for tuning it on a stream.
+     */
+    traceDdas: z.boolean().default(false),
     /** Task-free change detection (src/moe/shift.ts): warm-up batches after a change, window, z*, patience. */
     shift: z
       .strictObject({
@@ -70,6 +77,10 @@ export const CmMoeSchema = z
         window: z.int().positive().default(5),
         z: z.number().positive().default(4),
         patience: z.int().positive().default(3),
+        /** Label novelty as a second change signal (src/moe/shift.ts `labelShift`). */
+        labels: z.boolean().default(true),
+        novelShare: z.number().gt(0).max(1).default(0.75),
+        armShare: z.number().min(0).lt(1).default(0.25),
       })
       .prefault({}),
   })
@@ -99,6 +110,12 @@ class CmMoeMethod extends MoeAdaptersMethod {
   /** Task-free runs: the (pseudo-)task each incoming sample was learned under; replay memory keeps the objects. */
   private readonly learnedUnder = new WeakMap<StreamItem, number>();
   detections: number[] = [];
+  /** Which signal reported each detection: 'labels' or 'ddas'. */
+  detectedBy: string[] = [];
+  /** Task-free runs: the labels each pseudo-task trained on (a subnet's labels are those of its tasks). */
+  private readonly labelsOf = new Map<number, Set<number>>();
+  /** The previous batch's share of samples with labels new to the current subnet (null before the first batch). */
+  private lastNovelShare: number | null = null;
 
   get c(): CmMoeOptions {
     return this.parts.options as CmMoeOptions;
@@ -210,30 +227,36 @@ class CmMoeMethod extends MoeAdaptersMethod {
     if (!ctx.task) {
       // task-free: subnets follow detected distribution changes
       this.multi = ctx.kind === 'multi-dataset';
-      this.detector ??= new ShiftDetector({ ...this.c.shift });
+      const { labels: useLabels, novelShare, armShare, ...aeOptions } = this.c.shift;
+      this.detector ??= new ShiftDetector(aeOptions);
       if (this.current === null && this.registry === undefined) await this.openSubnet(this.pseudoTask++, ctx.samplesSeen);
-      else if (ctx.step === 0 && this.ddas) {
-        const feats = await this.lease.features.images(batch.images.slice(0, batch.numIncoming), 'none');
-        const errs = await this.ddas.errors(feats);
-        const ids = this.ddas.describe().tasks;
-        const n = feats.length;
-        const mean = (j: number) => {
-          let s = 0;
-          for (let i = 0; i < n; i++) s += errs[i * ids.length + j]!;
-          return s / n;
-        };
-        const others = new Map<number, number>();
-        const thresholds = new Map<number, number>();
-        ids.forEach((id, j) => {
-          if (id !== this.current) {
-            others.set(id, mean(j));
-            thresholds.set(id, this.ddas!.threshold(id));
+      else if (ctx.step === 0) {
+        let decision: ShiftDecision = { kind: 'none' };
+        if (useLabels && this.current !== null) {
+          const others = new Map<number, Set<number>>();
+          for (const sn of this.registry.subnets()) if (sn.id !== this.current) others.set(sn.id, this.subnetLabels(sn.id));
+          decision = labelShift(batch.labels.subarray(0, batch.numIncoming), this.subnetLabels(this.current), others, this.lastNovelShare, { novelShare, armShare }).decision;
+          if (decision.kind !== 'none') info['boundarySignal'] = 'labels';
+        }
+        if (this.ddas) {
+          const { ids, mean } = await this.batchErrors(batch, info);
+          const others = new Map<number, number>();
+          const thresholds = new Map<number, number>();
+          ids.forEach((id, j) => {
+            if (id !== this.current) {
+              others.set(id, mean(j));
+              thresholds.set(id, this.ddas!.threshold(id));
+            }
+          });
+          const cur = ids.indexOf(this.current ?? -1);
+          if (decision.kind === 'none' && cur >= 0) {
+            decision = this.detector.observe({ current: mean(cur), others, thresholds });
+            if (decision.kind !== 'none') info['boundarySignal'] = 'ddas';
           }
-        });
-        const cur = ids.indexOf(this.current ?? -1);
-        const decision = cur >= 0 ? this.detector.observe({ current: mean(cur), others, thresholds }) : { kind: 'none' as const };
+        }
         if (decision.kind !== 'none') {
           this.detections.push(ctx.samplesSeen);
+          this.detectedBy.push(info['boundarySignal'] as string);
           info['boundary'] = decision.kind;
           await this.closeSubnet({ memory: ctx.memory, samplesSeen: ctx.samplesSeen, reportPhase: ctx.reportPhase, stream: { ...ctx, purpose: 'task_end' } });
           const known = decision.kind === 'reenter' ? this.registry.subnets().find((s) => s.id === decision.subnet) : undefined;
@@ -253,9 +276,52 @@ class CmMoeMethod extends MoeAdaptersMethod {
         }
       }
     }
-    if (!ctx.task && ctx.step === 0) for (const it of batch.items.slice(0, batch.numIncoming)) this.learnedUnder.set(it, this.pseudoTask - 1);
+    else if (ctx.step === 0 && this.ddas && this.c.traceDdas) await this.batchErrors(batch, info);
+    if (!ctx.task && ctx.step === 0) {
+      for (const it of batch.items.slice(0, batch.numIncoming)) this.learnedUnder.set(it, this.pseudoTask - 1);
+      // label novelty against the subnet that now learns the batch, then its labels join the pseudo-task's
+      const labels = batch.labels.subarray(0, batch.numIncoming);
+      const seen = this.current === null ? new Set<number>() : this.subnetLabels(this.current);
+      let novel = 0;
+      for (const l of labels) if (!seen.has(l)) novel++;
+      this.lastNovelShare = labels.length > 0 ? novel / labels.length : this.lastNovelShare;
+      const own = this.labelsOf.get(this.pseudoTask - 1) ?? new Set<number>();
+      for (const l of labels) own.add(l);
+      this.labelsOf.set(this.pseudoTask - 1, own);
+    }
     const r = await super.observe(batch, ctx);
     return { ...r, ...(Object.keys(info).length ? { info } : {}) };
+  }
+
+  /**
+   * Mean DDAS error of every autoencoder on the batch's incoming samples (before it trains on them); with
+   * `traceDdas` also written to `info` as `ddasErr:<subnet>` for the trained ones.
+   */
+  private async batchErrors(batch: TrainBatch, info: Record<string, number | string | boolean>): Promise<{ ids: number[]; mean: (j: number) => number }> {
+    const feats = await this.lease.features.images(batch.images.slice(0, batch.numIncoming), 'none');
+    const errs = await this.ddas!.errors(feats);
+    const d = this.ddas!.describe();
+    const ids = d.tasks;
+    const n = feats.length;
+    const mean = (j: number) => {
+      let s = 0;
+      for (let i = 0; i < n; i++) s += errs[i * ids.length + j]!;
+      return s / n;
+    };
+    if (this.c.traceDdas) {
+      const trained = new Set(d.trained);
+      ids.forEach((id, j) => {
+        if (trained.has(id)) info[`ddasErr:${id}`] = mean(j);
+      });
+    }
+    return { ids, mean };
+  }
+
+  /** The labels the subnet's (pseudo-)tasks trained on (task-free runs). */
+  private subnetLabels(subnet: number): Set<number> {
+    const out = new Set<number>();
+    for (const [task, labels] of this.labelsOf) if (this.registry.subnetOfTask(task) === subnet) for (const l of labels) out.add(l);
+    return out;
   }
 
   /** Cluster-and-merge (see the module doc). */
@@ -374,6 +440,9 @@ class CmMoeMethod extends MoeAdaptersMethod {
         detector: this.detector ? this.detector.toJSON() : null,
         pseudoTask: this.pseudoTask,
         detections: this.detections,
+        detectedBy: this.detectedBy,
+        labelsOf: [...this.labelsOf].map(([t, l]) => [t, [...l].sort((a, b) => a - b)]),
+        lastNovelShare: this.lastNovelShare,
         multi: this.multi,
         learnedUnder: learned,
       },
@@ -391,6 +460,18 @@ class CmMoeMethod extends MoeAdaptersMethod {
     this.detector = j['detector'] ? ShiftDetector.fromJSON(j['detector'], `${where}.detector`) : null;
     this.pseudoTask = j['pseudoTask'] as number;
     this.detections = [...(j['detections'] as number[])];
+    const by = j['detectedBy'];
+    if (!Array.isArray(by) || by.length !== this.detections.length || !by.every((v) => v === 'labels' || v === 'ddas')) throw new Error(`${where}.detectedBy: expected 'labels' | 'ddas' per detection`);
+    this.detectedBy = [...(by as string[])];
+    const lo = j['labelsOf'];
+    if (!Array.isArray(lo) || !lo.every((e) => Array.isArray(e) && Number.isInteger(e[0]) && Array.isArray(e[1]) && e[1].every((l: unknown) => Number.isInteger(l)))) {
+      throw new Error(`${where}.labelsOf: expected [pseudo-task, labels[]] pairs`);
+    }
+    this.labelsOf.clear();
+    for (const [t, l] of lo as Array<[number, number[]]>) this.labelsOf.set(t, new Set(l));
+    const ls = j['lastNovelShare'];
+    if (!(ls === null || (typeof ls === 'number' && ls >= 0 && ls <= 1))) throw new Error(`${where}.lastNovelShare: expected null or a share in [0, 1]`);
+    this.lastNovelShare = ls as number | null;
     this.multi = j['multi'] === true;
     for (const [ref, t] of j['learnedUnder'] as Array<[ReplayItemRef, number]>) this.learnedUnder.set(ctx.resolveItem(ref), t);
   }
@@ -403,7 +484,10 @@ class CmMoeMethod extends MoeAdaptersMethod {
       merges: this.merges.length,
       mergeMs: this.merges.reduce((a, m) => a + m.ms, 0),
       detectedBoundaries: this.detections.length,
+      detectedByLabels: this.detectedBy.filter((b) => b === 'labels').length,
+      detectedByDdas: this.detectedBy.filter((b) => b === 'ddas').length,
     };
+    this.detections.forEach((s, i) => (extra[`detectedAt:${i}`] = s));
     this.expertsOverTime.forEach(([s, e], i) => (extra[`expertsOverTime:${i}:${s}`] = e));
     return { ...base, extra };
   }

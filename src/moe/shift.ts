@@ -295,3 +295,45 @@ export class ShiftDetector {
     return d;
   }
 }
+
+/** Options of {@link labelShift}. */
+export interface LabelShiftOptions {
+  /** A batch signals a change when at least this share of its samples carry labels the current subnet never trained on. */
+  novelShare: number;
+  /** ... and only while armed: the previous batch's share of such samples was at most this (the subnet has seen its classes). */
+  armShare: number;
+}
+
+/**
+ * Label novelty, the second change signal of task-free CM-MoE (training batches come with labels in online
+ * continual learning). With `current` the labels the current subnet trained on and `share` the fraction of the
+ * batch's samples whose label is not in it:
+ * - `share ≥ novelShare` while armed (the previous batch's share was ≤ `armShare`: early batches of a segment
+ *   still meet its classes for the first time, so they never count) reports a change at this very batch;
+ * - the change re-enters the other subnet that trained on the largest share of the batch's samples when that
+ *   share is ≥ `novelShare` (ties: the lower id), else it is new.
+ * It cannot see a change that keeps the labels (a new domain of the same classes): the autoencoder statistic of
+ * {@link ShiftDetector} covers those.
+ */
+export function labelShift(
+  labels: ArrayLike<number>,
+  current: ReadonlySet<number>,
+  others: ReadonlyMap<number, ReadonlySet<number>>,
+  previousShare: number | null,
+  o: LabelShiftOptions,
+): { decision: ShiftDecision; share: number } {
+  const n = labels.length;
+  if (n === 0) return { decision: { kind: 'none' }, share: 0 };
+  let novel = 0;
+  for (let i = 0; i < n; i++) if (!current.has(labels[i]!)) novel++;
+  const share = novel / n;
+  const armed = previousShare !== null && previousShare <= o.armShare;
+  if (!armed || share < o.novelShare) return { decision: { kind: 'none' }, share };
+  let best: { subnet: number; share: number } | null = null;
+  for (const [s, set] of [...others].sort((a, b) => a[0] - b[0])) {
+    let k = 0;
+    for (let i = 0; i < n; i++) if (set.has(labels[i]!)) k++;
+    if (k / n >= o.novelShare && (!best || k / n > best.share)) best = { subnet: s, share: k / n };
+  }
+  return { decision: best ? { kind: 'reenter', subnet: best.subnet } : { kind: 'new' }, share };
+}

@@ -26,6 +26,7 @@
  * counters, step credit, metric log, timings and its four generators — to `checkpoint.save`; resuming from it
  * with the method and memory restored continues the run exactly.
  */
+import { detectionsFromExtra, scoreBoundaries } from '../eval/boundaries.ts';
 import type { Stream, StreamItem, StreamTask } from '../data/types.ts';
 import type { ReplayMemory } from '../data/replay.ts';
 import { materialize } from '../data/batch.ts';
@@ -495,7 +496,7 @@ export async function runStreamResumable(input: RunInput): Promise<RunOutcome> {
   timings['total'] = elapsedBefore + (now() - tStart);
   const metrics = computeMetrics(log);
   emit({ type: 'run_end', samplesSeen, metrics, timings: { ...timings } });
-  return { kind: 'finished', result: { log, metrics, timings, samplesSeen, batches: batchIndex, steps: totalSteps, cost: method.describeCost(), options } };
+  return { kind: 'finished', result: { log, metrics, timings, samplesSeen, batches: batchIndex, steps: totalSteps, cost: withBoundaryScore(method.describeCost(), stream, options), options } };
 }
 
 /** Checks that a snapshot fits the stream (format, task index, offset); errors name the field. */
@@ -507,4 +508,27 @@ function checkSnapshot(s: RunnerSnapshot, stream: Stream): void {
   if (!Number.isInteger(s.task) || s.task < 0 || s.task >= T) throw new Error(`${where}.task: ${s.task} is not a task of this stream (${T} tasks)`);
   if (!Number.isInteger(s.offset) || s.offset < 0 || (!s.started && s.offset !== 0)) throw new Error(`${where}.offset: ${s.offset} does not start a batch of task ${s.task}`);
   if (!Array.isArray(s.log?.matrix) || s.log.matrix.length !== T) throw new Error(`${where}.log.matrix: expected ${T} rows (the stream has ${T} tasks)`);
+}
+
+/**
+ * Task-free runs of a method that reports its detections (`detectedAt:<k>` in its cost extras): the score against
+ * the true task boundaries (src/eval/boundaries.ts) joins the extras as `boundaries`, `boundariesFound`,
+ * `boundariesMissed`, `falseBoundaries`, `boundaryDelayBatches` (mean over the found ones) and
+ * `boundaryDelay:<k>` (samples, per found boundary).
+ */
+function withBoundaryScore(cost: CostInfo, stream: Stream, options: RunnerOptions): CostInfo {
+  if (options.taskBoundaries) return cost;
+  const detected = detectionsFromExtra(cost.extra);
+  if (detected === null) return cost;
+  const starts: number[] = [];
+  let at = 0;
+  stream.tasks.forEach((t, i) => {
+    if (i > 0) starts.push(at);
+    at += t.train.length;
+  });
+  const sc = scoreBoundaries(starts, detected);
+  const extra: Record<string, number> = { ...(cost.extra ?? {}), boundaries: sc.boundaries, boundariesFound: sc.found, boundariesMissed: sc.missed, falseBoundaries: sc.falseDetections };
+  if (sc.found > 0) extra['boundaryDelayBatches'] = sc.delays.reduce((a, b) => a + b, 0) / sc.found / options.batchSize;
+  sc.delays.forEach((d, k) => (extra[`boundaryDelay:${k}`] = d));
+  return { ...cost, extra };
 }

@@ -68,7 +68,7 @@ async function drive(m: Method, steps: Step[], from: number, to: number): Promis
     const tctx: TaskContext = { ...view, rng, memory: null, exposedClasses: all, samplesSeen: 0, reportPhase: () => {} };
     if (s.kind === 'begin') await m.beginTask!(info(s.set, 64), tctx);
     else if (s.kind === 'end') await m.endTask!(info(s.set, 64), tctx);
-    else {
+    else if (s.kind === 'batch') {
       const pctx: PredictContext = { ...view, exposedClasses: all, purpose: 'online', reportPhase: () => {} };
       const preds = await m.predict(s.images, all, pctx);
       const octx: ObserveContext = { ...view, rng, memory: null, step: 0, stepsThisBatch: 1, exposedClasses: all, samplesSeen: 0, batchIndex: s.b, task: info(s.set, 64), reportPhase: () => {} };

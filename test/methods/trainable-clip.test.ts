@@ -226,6 +226,26 @@ test('cm-moe without task boundaries: the first batch opens a subnet, its DDAS a
   await m.dispose();
 });
 
+test('cm-moe without task boundaries: new labels open a subnet at their first batch, known labels re-enter theirs', async () => {
+  const m = (await createMethod('cm-moe', { model: modelDir, expertsPerSubnet: 2, topK: 2, maxSubnets: 4, numClusters: 2, lr: 1e-2 }, env())) as never as {
+    registry: { subnets(): { id: number; open: boolean }[] };
+    observe: (b: unknown, c: ObserveContext) => Promise<{ loss: number; info?: Record<string, unknown> }>;
+    describeCost(): { extra?: Record<string, number> };
+    dispose(): Promise<void>;
+  };
+  const ctx = (i: number): ObserveContext => ({ ...obsCtx(task(0, [0, 1, 2, 3]), [0, 1, 2, 3]), task: null, batchIndex: i, samplesSeen: i * 8 });
+  const plan = [[0, 1], [0, 1], [0, 1], [2, 3], [2, 3], [2, 3], [0, 1], [0, 1]];
+  const infos: Array<Record<string, unknown>> = [];
+  for (const [i, pair] of plan.entries()) infos.push((await m.observe(batch([0, 1, 2, 3, 4, 5, 6, 7].map((k) => pair[k % 2]!)), ctx(i))).info ?? {});
+  const at = infos.flatMap((inf, i) => (inf['boundary'] ? [[i, inf['boundary'], inf['boundarySignal']]] : []));
+  assert.deepEqual(at, [[3, 'new', 'labels'], [6, 'reenter', 'labels']], JSON.stringify(infos));
+  assert.equal(infos[6]!['reentered'], m.registry.subnets()[0]!.id, 'labels 0, 1 go back to the first subnet');
+  assert.equal(m.registry.subnets().length, 2);
+  const extra = m.describeCost().extra!;
+  assert.deepEqual([extra['detectedAt:0'], extra['detectedAt:1'], extra['detectedByLabels'], extra['detectedByDdas']], [24, 48, 2, 0]);
+  await m.dispose();
+});
+
 test('cm-moe before its first subnet (a task-free run’s baseline evaluation) answers as plain zero-shot CLIP', async () => {
   type P = { predictDetailed(i: Image[], c: number[], ctx: unknown): Promise<{ labels: Int32Array; probs: Float32Array[] | Float32Array; routes?: Int32Array }>; dispose(): Promise<void> };
   const cm = (await createMethod('cm-moe', { model: modelDir, expertsPerSubnet: 2, topK: 2, maxSubnets: 2, numClusters: 1 }, env())) as never as P;

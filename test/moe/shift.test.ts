@@ -6,7 +6,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ShiftDetector, type ShiftDecision } from '../../src/moe/shift.ts';
+import { labelShift, ShiftDetector, type ShiftDecision } from '../../src/moe/shift.ts';
 import { Rng } from '../../src/util/rng.ts';
 
 const none = (d: ShiftDecision) => d.kind === 'none';
@@ -165,4 +165,59 @@ test('JSON round trip mid-stream: the restored detector continues identically', 
   assert.throws(() => ShiftDetector.fromJSON({ ...j, window: [1, 2, 3, 4, 5, 6] }), /shift detector\.window/);
   assert.throws(() => ShiftDetector.fromJSON({ ...j, options: { ...j.options, z: -1 } }), /shift detector\.options: .*z must be a positive number/);
   assert.throws(() => ShiftDetector.fromJSON({ ...j, phase: 'x' }), /shift detector\.phase/);
+});
+
+test('labelShift: armed only after a batch of mostly known labels; new vs re-entry by label ownership', () => {
+  const o = { novelShare: 0.75, armShare: 0.25 };
+  const cur = new Set([0, 1, 2]);
+  const others = new Map([[1, new Set([5, 6])], [2, new Set([5, 6, 7])]]);
+  // 3 of 4 samples new to the current subnet: share 0.75 ≥ novelShare
+  assert.deepEqual(labelShift([0, 5, 6, 7], cur, others, 0, o), { decision: { kind: 'reenter', subnet: 2 }, share: 0.75 });
+  // not armed: the previous batch was itself mostly new (or there was none)
+  assert.deepEqual(labelShift([0, 5, 6, 7], cur, others, 0.5, o).decision, { kind: 'none' });
+  assert.deepEqual(labelShift([0, 5, 6, 7], cur, others, null, o).decision, { kind: 'none' });
+  // below novelShare: nothing
+  assert.deepEqual(labelShift([0, 1, 6, 7], cur, others, 0, o), { decision: { kind: 'none' }, share: 0.5 });
+  // new labels nobody owns → new; a subnet owning only half of them is not enough
+  assert.deepEqual(labelShift([8, 9, 8, 9], cur, others, 0.25, o).decision, { kind: 'new' });
+  assert.deepEqual(labelShift([5, 9, 5, 9], cur, others, 0.25, o).decision, { kind: 'new' });
+  // ties between owners go to the lower id
+  assert.deepEqual(labelShift([5, 6, 5, 6], cur, others, 0, o).decision, { kind: 'reenter', subnet: 1 });
+});
+
+test('labelShift on simulated class-incremental streams: every boundary at its first batch, nothing false', () => {
+  const o = { novelShare: 0.75, armShare: 0.25 };
+  for (const C of [10, 20]) {
+    for (let seed = 1; seed <= 40; seed++) {
+      const rng = new Rng(seed);
+      const tasks = 6;
+      const batches = 25;
+      const subnets: Set<number>[] = [];
+      let current = -1;
+      let prev: number | null = null;
+      const found: number[] = [];
+      for (let t = 0; t < tasks; t++) {
+        for (let b = 0; b < batches; b++) {
+          const labels = Array.from({ length: 16 }, () => t * C + rng.int(C));
+          if (current < 0) {
+            subnets.push(new Set());
+            current = 0;
+          } else {
+            const others = new Map(subnets.map((s, i) => [i, s] as const).filter(([i]) => i !== current));
+            const d = labelShift(labels, subnets[current]!, others, prev, o).decision;
+            assert.notEqual(d.kind, 'reenter', 'no task recurs');
+            if (d.kind === 'new') {
+              found.push(t * batches + b);
+              subnets.push(new Set());
+              current = subnets.length - 1;
+            }
+          }
+          const seen = subnets[current]!;
+          prev = labels.filter((l) => !seen.has(l)).length / labels.length;
+          for (const l of labels) seen.add(l);
+        }
+      }
+      assert.deepEqual(found, [1, 2, 3, 4, 5].map((t) => t * batches), `C ${C}, seed ${seed}`);
+    }
+  }
 });

@@ -156,6 +156,23 @@ test('onlineIter steps per batch (integer and fractional), ctx fields, hidden bo
   assert.deepEqual(half.steps[0]!.task!.classes, [0, 1]);
 });
 
+test('task-free runs: detections a method reports (detectedAt:k) are scored against the true boundaries in its cost', async () => {
+  const stream = makeStream(train, testOther, [[0, 1], [2, 3], [0, 2]]);
+  // tasks of 12 samples (boundaries at 12 and 24), batches of 4: detections at 16 (delay 1 batch) and 20 (false)
+  class Detector extends Memoriser {
+    override describeCost() {
+      return { trainableParams: 0, totalParams: 0, extra: { detectedBoundaries: 2, 'detectedAt:0': 16, 'detectedAt:1': 20 } };
+    }
+  }
+  const free = await runStream({ stream, method: new Detector(), memory: null, rng: 2, options: { batchSize: 4, evalPeriod: 0, taskBoundaries: false } });
+  const x = free.cost.extra!;
+  assert.deepEqual([x['boundaries'], x['boundariesFound'], x['boundariesMissed'], x['falseBoundaries'], x['boundaryDelayBatches'], x['boundaryDelay:0']], [2, 1, 1, 1, 1, 4]);
+  const aware = await runStream({ stream, method: new Detector(), memory: null, rng: 2, options: { batchSize: 4, evalPeriod: 0 } });
+  assert.equal(aware.cost.extra!['boundaries'], undefined, 'with boundaries given there is nothing to score');
+  const plain = await runStream({ stream, method: new Memoriser(), memory: null, rng: 2, options: { batchSize: 4, evalPeriod: 0, taskBoundaries: false } });
+  assert.equal(plain.cost.extra, undefined, 'a method that reports no detections gets no score');
+});
+
 test('replay batches: memory batch concatenated per step, memory updated after the steps', async () => {
   const stream = makeStream(train, testOther, [
     [0, 1],
