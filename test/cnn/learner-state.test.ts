@@ -9,7 +9,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Image } from '../../src/data/types.ts';
-import { pixelPermutation, permutePixels } from '../../src/data/transforms.ts';
+import { quadrantSample } from './fixtures.ts';
 import { CLIP_RESOURCES, ClipResources } from '../../src/methods/clip-resources.ts';
 import type { Method, MethodStateContext, ObserveContext, PredictContext, StreamView, TaskContext, TaskInfo } from '../../src/methods/method.ts';
 import { createMethod } from '../../src/methods/registry.ts';
@@ -28,17 +28,7 @@ const K = 4;
 const view: StreamView = { classNames: ['a', 'b', 'c', 'd'], templatesFor: () => ['{}'], kind: 'sets' };
 const stateCtx: MethodStateContext = { memory: null, resolveItem: () => { throw new Error('no items'); } };
 
-function sample(c: number, perm: number, rng: Rng): Image {
-  const px = new Uint8Array(S * S * 3);
-  for (let y = 0; y < S; y++) {
-    for (let x = 0; x < S; x++) {
-      const q = (y < S / 2 ? 0 : 2) + (x < S / 2 ? 0 : 1);
-      for (let ch = 0; ch < 3; ch++) px[(y * S + x) * 3 + ch] = (q === c ? 200 : 30) + rng.int(40);
-    }
-  }
-  const img: Image = { width: S, height: S, channels: 3, pixels: px };
-  return perm < 0 ? img : permutePixels(img, pixelPermutation(perm, S, S));
-}
+const sample = (c: number, perm: number, rng: Rng): Image => quadrantSample(c, perm, rng, S);
 
 type Step = { kind: 'begin' | 'end'; set: number } | { kind: 'batch'; set: number; b: number; images: Image[]; labels: Int32Array };
 

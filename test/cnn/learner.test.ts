@@ -6,7 +6,7 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Image } from '../../src/data/types.ts';
-import { pixelPermutation, permutePixels } from '../../src/data/transforms.ts';
+import { quadrantSample } from './fixtures.ts';
 import { CLIP_RESOURCES, ClipResources } from '../../src/methods/clip-resources.ts';
 import type { Method, ObserveContext, PredictContext, StreamView, TaskContext, TaskInfo } from '../../src/methods/method.ts';
 import { createMethod, parseMethodOptions } from '../../src/methods/registry.ts';
@@ -21,18 +21,7 @@ const K = 4;
 const view: StreamView = { classNames: ['a', 'b', 'c', 'd'], templatesFor: () => ['{}'], kind: 'sets' };
 const env = () => ({ stream: view, rng: new Rng(1), resources: { [CLIP_RESOURCES]: resources } });
 
-/** Class c lights quadrant c (plus noise); distribution `perm` ≥ 0 permutes the pixels. */
-function sample(c: number, perm: number, rng: Rng): Image {
-  const px = new Uint8Array(S * S * 3);
-  for (let y = 0; y < S; y++) {
-    for (let x = 0; x < S; x++) {
-      const q = (y < S / 2 ? 0 : 2) + (x < S / 2 ? 0 : 1);
-      for (let ch = 0; ch < 3; ch++) px[(y * S + x) * 3 + ch] = (q === c ? 200 : 30) + rng.int(40);
-    }
-  }
-  const img: Image = { width: S, height: S, channels: 3, pixels: px };
-  return perm < 0 ? img : permutePixels(img, pixelPermutation(perm, S, S));
-}
+const sample = (c: number, perm: number, rng: Rng): Image => quadrantSample(c, perm, rng, S);
 
 type Internals = Method & {
   owners: Int32Array[];
