@@ -317,6 +317,23 @@ class CmMoeMethod extends MoeAdaptersMethod {
     return { ids, mean };
   }
 
+  /**
+   * Task-free runs know no task → subnet map, so the DDAS route a task-protocol test batch should reach is the
+   * subnet whose trained labels cover the candidates; zero-shot (−1) when no subnet trained on any of them; null
+   * (not counted) when the candidates are split over subnets.
+   */
+  protected override expectedRoute(candidates: readonly number[], kind: string): number | null {
+    if (this.detector === null) return super.expectedRoute(candidates, kind);
+    if (kind !== 'multi-dataset' || candidates.length === 0) return null;
+    let touched = false;
+    for (const sn of this.registry?.subnets() ?? []) {
+      const labels = this.subnetLabels(sn.id);
+      if (candidates.every((c) => labels.has(c))) return sn.id;
+      if (candidates.some((c) => labels.has(c))) touched = true;
+    }
+    return touched ? null : -1;
+  }
+
   /** The labels the subnet's (pseudo-)tasks trained on (task-free runs). */
   private subnetLabels(subnet: number): Set<number> {
     const out = new Set<number>();

@@ -304,7 +304,7 @@ export class MoeAdaptersMethod extends TrainableClipMethod {
    * multi-dataset streams): its task's (if that task was trained), zero-shot (−1) for a task not seen yet, null
    * otherwise (an evaluation over the classes of several tasks does not say which task a sample came from).
    */
-  private expectedRoute(candidates: readonly number[], kind: string): number | null {
+  protected expectedRoute(candidates: readonly number[], kind: string): number | null {
     if (kind !== 'multi-dataset') return null;
     const set = new Set(candidates);
     for (const t of this.tasksSeen) {

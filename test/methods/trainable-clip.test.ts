@@ -243,6 +243,10 @@ test('cm-moe without task boundaries: new labels open a subnet at their first ba
   assert.equal(m.registry.subnets().length, 2);
   const extra = m.describeCost().extra!;
   assert.deepEqual([extra['detectedAt:0'], extra['detectedAt:1'], extra['detectedByLabels'], extra['detectedByDdas']], [24, 48, 2, 0]);
+  // DDAS routing is scored against the subnet that trained on a task-protocol batch's classes
+  const want = (c: number[]) => (m as never as { expectedRoute(c: number[], k: string): number | null }).expectedRoute(c, 'multi-dataset');
+  const [s0, s1] = m.registry.subnets().map((s) => s.id);
+  assert.deepEqual([want([0, 1]), want([2, 3]), want([1, 2]), want([4, 5])], [s0, s1, null, -1]);
   await m.dispose();
 });
 
