@@ -47,6 +47,9 @@ function fromRun(dir: string): RowData {
   };
 }
 
+/** A row from its folder: the seed summary when there is one, else the single run's files. */
+const rowData = (dir: string): RowData => (existsSync(join(dir, 'summary.json')) ? fromSummary(dir) : fromRun(dir));
+
 const fmt = (c: Cell, scale: number, digits: number) => {
   if (c.mean === null) return '—';
   const m = (scale * c.mean).toFixed(digits);
@@ -71,7 +74,7 @@ export function resultsTables(root: string): string {
       `|---|${head.map(() => '---:').join('|')}|---:|---:|---:|---:|---:|---:|---:|`,
     );
     for (const m of labels) {
-      const d = existsSync(join(dir, m, 'summary.json')) ? fromSummary(join(dir, m)) : fromRun(join(dir, m));
+      const d = rowData(join(dir, m));
       const vals = keys.map((k) => fmt(d.metric(k), 100, 2));
       const params = d.cost('trainableParams').mean;
       const epb = d.cost('extra.expertsPerBlock');
@@ -84,7 +87,7 @@ export function resultsTables(root: string): string {
     }
     out.push('');
     // task-free rows: boundary detection against the true task starts (scored by the runner)
-    const free = labels.map((m) => [m, existsSync(join(dir, m, 'summary.json')) ? fromSummary(join(dir, m)) : fromRun(join(dir, m))] as const).filter(([, d]) => d.cost('extra.boundaries').mean !== null);
+    const free = labels.map((m) => [m, rowData(join(dir, m))] as const).filter(([, d]) => d.cost('extra.boundaries').mean !== null);
     if (free.length > 0) {
       out.push('| task-free run | boundaries found | missed | false | mean delay (batches) | by labels | by DDAS | seeds |', '|---|---:|---:|---:|---:|---:|---:|---:|');
       for (const [m, d] of free) {

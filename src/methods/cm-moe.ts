@@ -31,7 +31,7 @@ import { MoeLayout } from '../moe/layout.ts';
 import { growMoeTensors } from '../moe/subnets.ts';
 import { SubnetRegistry } from '../moe/subnets.ts';
 import { applyMerge, clusterGroups, clusterSubnets, meanCosine, meanDistance, mergeDdasTasks, planMerge, subnetVectors, type MetricRecord } from '../moe/merge.ts';
-import { labelShift, ShiftDetector, type ShiftDecision } from '../moe/shift.ts';
+import { labelShift, novelShare, ShiftDetector, type ShiftDecision } from '../moe/shift.ts';
 import { STACK_PARTS, stackedTensorName } from '../moe/hooks.ts';
 import { TrainerOptionsShape } from './clip-trainer.ts';
 import { defineClipMethod, ModelOptionShape, SitesOptionShape } from './clip-method.ts';
@@ -281,10 +281,7 @@ class CmMoeMethod extends MoeAdaptersMethod {
       for (const it of batch.items.slice(0, batch.numIncoming)) this.learnedUnder.set(it, this.pseudoTask - 1);
       // label novelty against the subnet that now learns the batch, then its labels join the pseudo-task's
       const labels = batch.labels.subarray(0, batch.numIncoming);
-      const seen = this.current === null ? new Set<number>() : this.subnetLabels(this.current);
-      let novel = 0;
-      for (const l of labels) if (!seen.has(l)) novel++;
-      this.lastNovelShare = labels.length > 0 ? novel / labels.length : this.lastNovelShare;
+      if (labels.length > 0) this.lastNovelShare = novelShare(labels, this.current === null ? new Set() : this.subnetLabels(this.current));
       const own = this.labelsOf.get(this.pseudoTask - 1) ?? new Set<number>();
       for (const l of labels) own.add(l);
       this.labelsOf.set(this.pseudoTask - 1, own);

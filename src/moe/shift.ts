@@ -324,16 +324,25 @@ export function labelShift(
 ): { decision: ShiftDecision; share: number } {
   const n = labels.length;
   if (n === 0) return { decision: { kind: 'none' }, share: 0 };
-  let novel = 0;
-  for (let i = 0; i < n; i++) if (!current.has(labels[i]!)) novel++;
-  const share = novel / n;
+  const share = novelShare(labels, current);
   const armed = previousShare !== null && previousShare <= o.armShare;
   if (!armed || share < o.novelShare) return { decision: { kind: 'none' }, share };
   let best: { subnet: number; share: number } | null = null;
   for (const [s, set] of [...others].sort((a, b) => a[0] - b[0])) {
-    let k = 0;
-    for (let i = 0; i < n; i++) if (set.has(labels[i]!)) k++;
-    if (k / n >= o.novelShare && (!best || k / n > best.share)) best = { subnet: s, share: k / n };
+    const k = labelsIn(labels, set) / n;
+    if (k >= o.novelShare && (!best || k > best.share)) best = { subnet: s, share: k };
   }
   return { decision: best ? { kind: 'reenter', subnet: best.subnet } : { kind: 'new' }, share };
+}
+
+/** How many of `labels` are in `set`. */
+function labelsIn(labels: ArrayLike<number>, set: ReadonlySet<number>): number {
+  let k = 0;
+  for (let i = 0; i < labels.length; i++) if (set.has(labels[i]!)) k++;
+  return k;
+}
+
+/** The share of `labels` not in `known` (0 for no labels): {@link labelShift}'s statistic. */
+export function novelShare(labels: ArrayLike<number>, known: ReadonlySet<number>): number {
+  return labels.length === 0 ? 0 : (labels.length - labelsIn(labels, known)) / labels.length;
 }

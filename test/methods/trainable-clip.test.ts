@@ -250,6 +250,35 @@ test('cm-moe without task boundaries: new labels open a subnet at their first ba
   await m.dispose();
 });
 
+test('cm-moe traceDdas: each trained autoencoder’s mean error on the incoming batch, taken before the batch trains', async () => {
+  type M = {
+    ddas: { errors(f: Float32Array[]): Promise<Float32Array>; describe(): { tasks: number[] } } | null;
+    lease: { features: { images(i: Image[], mode: string): Promise<Float32Array[]> } };
+    beginTask(t: TaskInfo, c: TaskContext): Promise<void>;
+    observe: (b: unknown, c: ObserveContext) => Promise<{ info?: Record<string, unknown> }>;
+    dispose(): Promise<void>;
+  };
+  const opts = { model: modelDir, expertsPerSubnet: 2, topK: 2, maxSubnets: 2, numClusters: 1, lr: 1e-2, ddas: { enabled: true, hidden: 8 } };
+  for (const trace of [true, false]) {
+    const m = (await createMethod('cm-moe', { ...opts, traceDdas: trace }, env())) as never as M;
+    const t0 = task(0, [0, 1]);
+    await m.beginTask(t0, taskCtx([0, 1]));
+    const first = await m.observe(batch([0, 1, 0, 1, 0, 1, 0, 1]), obsCtx(t0, [0, 1]));
+    assert.ok(!Object.keys(first.info ?? {}).some((k) => k.startsWith('ddasErr:')), 'no autoencoder has trained before the first batch');
+    const ids = m.ddas!.describe().tasks;
+    const errs = await m.ddas!.errors(await m.lease.features.images(images, 'none'));
+    const want = Array.from(ids, (_, j) => images.reduce((a, _i, i) => a + errs[i * ids.length + j]!, 0) / images.length);
+    const second = await m.observe(batch([0, 1, 0, 1, 0, 1, 0, 1]), { ...obsCtx(t0, [0, 1]), batchIndex: 1 });
+    const got = Object.fromEntries(Object.entries(second.info ?? {}).filter(([k]) => k.startsWith('ddasErr:')));
+    if (!trace) assert.deepEqual(got, {}, 'nothing traced when traceDdas is off');
+    else {
+      assert.deepEqual(Object.keys(got), ids.map((id) => `ddasErr:${id}`));
+      ids.forEach((id, j) => assert.ok(Math.abs((got[`ddasErr:${id}`] as number) - want[j]!) < 1e-6, `subnet ${id}: ${got[`ddasErr:${id}`]} vs ${want[j]}`));
+    }
+    await m.dispose();
+  }
+});
+
 test('cm-moe before its first subnet (a task-free run’s baseline evaluation) answers as plain zero-shot CLIP', async () => {
   type P = { predictDetailed(i: Image[], c: number[], ctx: unknown): Promise<{ labels: Int32Array; probs: Float32Array[] | Float32Array; routes?: Int32Array }>; dispose(): Promise<void> };
   const cm = (await createMethod('cm-moe', { model: modelDir, expertsPerSubnet: 2, topK: 2, maxSubnets: 2, numClusters: 1 }, env())) as never as P;
