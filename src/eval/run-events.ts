@@ -64,6 +64,47 @@ export function boundaryReport(events: readonly LoggedEvent[]): BoundaryReport {
   };
 }
 
+/** Per task boundary, how much the previous task's DDAS error moved ({@link ddasTraceReport}). */
+export interface DdasTraceBoundary {
+  /** The new task. */
+  task: number;
+  /** The previous task's autoencoder on its own last `k` batches (mean of their batch means). */
+  ownTail: number | null;
+  /** The same autoencoder on the new task's first `k` batches. */
+  next: number | null;
+  ratio: number | null;
+}
+
+/**
+ * From a boundary-aware run with cm-moe's `traceDdas` (batch events carry `ddasErr:<subnet>`; subnet = task id
+ * while nothing merges): per boundary, the previous task's autoencoder's mean error on the new task's first `k`
+ * batches over its mean error on its own last `k` batches — 1 means the boundary is invisible to DDAS.
+ */
+export function ddasTraceReport(events: readonly LoggedEvent[], k = 3): DdasTraceBoundary[] {
+  if (!Number.isInteger(k) || k < 1) throw new Error(`ddasTraceReport.k: expected a positive integer, got ${k}`);
+  const byTask = new Map<number, Array<Record<string, unknown>>>();
+  for (const e of events) {
+    if (e.type !== 'batch' || e.task === undefined) continue;
+    const list = byTask.get(e.task) ?? [];
+    list.push(e.info ?? {});
+    byTask.set(e.task, list);
+  }
+  const mean = (xs: unknown[]) => {
+    const v = xs.filter((x): x is number => typeof x === 'number');
+    return v.length ? v.reduce((a, b) => a + b, 0) / v.length : null;
+  };
+  const out: DdasTraceBoundary[] = [];
+  for (const [t, infos] of [...byTask].sort((a, b) => a[0] - b[0])) {
+    const prev = byTask.get(t - 1);
+    if (!prev) continue;
+    const key = `ddasErr:${t - 1}`;
+    const ownTail = mean(prev.slice(-k).map((i) => i[key]));
+    const next = mean(infos.slice(0, k).map((i) => i[key]));
+    out.push({ task: t, ownTail, next, ratio: ownTail !== null && ownTail > 0 && next !== null ? next / ownTail : null });
+  }
+  return out;
+}
+
 export interface MemoryReport {
   /** Cost events with an RSS reading. */
   points: number;

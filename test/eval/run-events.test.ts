@@ -1,7 +1,7 @@
 /** Boundary detection and memory reports on hand-written event logs. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { boundaryReport, memoryReport, type LoggedEvent } from '../../src/eval/run-events.ts';
+import { boundaryReport, ddasTraceReport, memoryReport, type LoggedEvent } from '../../src/eval/run-events.ts';
 
 /** Batches of 10 over tasks of the given sizes; `flags[i]` marks batch i (0-based) with a boundary kind. */
 function batches(taskSizes: number[], flags: Record<number, string>): LoggedEvent[] {
@@ -57,4 +57,15 @@ test('memoryReport: peak over the run, spread over the last half of the stream',
   ];
   assert.deepEqual(memoryReport(ev), { points: 5, peakMB: 900, lastHalfMinMB: 400, lastHalfMaxMB: 440, lastHalfSpread: 0.1 });
   assert.deepEqual(memoryReport([{ type: 'batch' }]), { points: 0, peakMB: null, lastHalfMinMB: null, lastHalfMaxMB: null, lastHalfSpread: null });
+});
+
+test('ddasTraceReport: per boundary, the previous autoencoder on the new task’s first k batches over its own last k', () => {
+  const ev = (task: number, errs: Record<string, number>): LoggedEvent => ({ type: 'batch', task, n: 4, samplesSeen: 0, info: Object.fromEntries(Object.entries(errs).map(([s, v]) => [`ddasErr:${s}`, v])) });
+  const events = [ev(0, {}), ev(0, { 0: 0.5 }), ev(0, { 0: 0.3 }), ev(0, { 0: 0.1 }), ev(1, { 0: 0.4, 1: 0.9 }), ev(1, { 0: 0.2 }), ev(1, { 0: 9 })];
+  // k = 2: own tail mean(0.3, 0.1) = 0.2; next mean(0.4, 0.2) = 0.3 → 1.5
+  const [b] = ddasTraceReport(events, 2);
+  assert.equal(b!.task, 1);
+  assert.ok(Math.abs(b!.ownTail! - 0.2) < 1e-15 && Math.abs(b!.next! - 0.3) < 1e-15 && Math.abs(b!.ratio! - 1.5) < 1e-12);
+  assert.deepEqual(ddasTraceReport([ev(0, {}), ev(1, {})]), [{ task: 1, ownTail: null, next: null, ratio: null }], 'an untraced run has no ratios');
+  assert.throws(() => ddasTraceReport(events, 0), /ddasTraceReport\.k: expected a positive integer/);
 });
