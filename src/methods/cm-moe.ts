@@ -474,16 +474,18 @@ class CmMoeMethod extends MoeAdaptersMethod {
     this.detector = j['detector'] ? ShiftDetector.fromJSON(j['detector'], `${where}.detector`) : null;
     this.pseudoTask = j['pseudoTask'] as number;
     this.detections = [...(j['detections'] as number[])];
-    const by = j['detectedBy'];
+    // states saved before label novelty existed have no detectedBy / labelsOf / lastNovelShare: their detections
+    // were all DDAS ones, and label novelty starts from the next batch
+    const by = j['detectedBy'] ?? this.detections.map(() => 'ddas');
     if (!Array.isArray(by) || by.length !== this.detections.length || !by.every((v) => v === 'labels' || v === 'ddas')) throw new Error(`${where}.detectedBy: expected 'labels' | 'ddas' per detection`);
     this.detectedBy = [...(by as string[])];
-    const lo = j['labelsOf'];
+    const lo = j['labelsOf'] ?? [];
     if (!Array.isArray(lo) || !lo.every((e) => Array.isArray(e) && Number.isInteger(e[0]) && Array.isArray(e[1]) && e[1].every((l: unknown) => Number.isInteger(l)))) {
       throw new Error(`${where}.labelsOf: expected [pseudo-task, labels[]] pairs`);
     }
     this.labelsOf.clear();
     for (const [t, l] of lo as Array<[number, number[]]>) this.labelsOf.set(t, new Set(l));
-    const ls = j['lastNovelShare'];
+    const ls = j['lastNovelShare'] ?? null;
     if (!(ls === null || (typeof ls === 'number' && ls >= 0 && ls <= 1))) throw new Error(`${where}.lastNovelShare: expected null or a share in [0, 1]`);
     this.lastNovelShare = ls as number | null;
     this.multi = j['multi'] === true;

@@ -137,3 +137,22 @@ test('ncm: class means and counts round-trip exactly', async () => {
   // 12 samples seen: the counts are the number of each label
   assert.deepEqual((await a.saveState!(stateCtx)).json['counts'], [[0, 6], [1, 6]]);
 });
+
+test('cm-moe: a state saved before label novelty (no detectedBy / labelsOf / lastNovelShare) loads; a bad one names the field', async () => {
+  const options = { model: modelDir, lr: 1e-2, evalBatchSize: 8, expertsPerSubnet: 2, topK: 2, bottleneck: 4, maxSubnets: 4, numClusters: 2, ddas: { hidden: 8 } };
+  const a = await createMethod('cm-moe', options, env());
+  const b = await createMethod('cm-moe', options, env());
+  const c = await createMethod('cm-moe', options, env());
+  try {
+    await prefix(a);
+    const saved = await a.saveState!(stateCtx);
+    const own = saved.json['own'] as Record<string, unknown>;
+    const { detectedBy: _d, labelsOf: _l, lastNovelShare: _s, ...older } = own;
+    await b.loadState!({ ...saved, json: { ...saved.json, own: older } }, stateCtx);
+    const again = (await b.saveState!(stateCtx)).json['own'] as Record<string, unknown>;
+    assert.deepEqual([again['detectedBy'], again['labelsOf'], again['lastNovelShare']], [[], [], null]);
+    await assert.rejects(() => c.loadState!({ ...saved, json: { ...saved.json, own: { ...own, detectedBy: ['x'] } } }, stateCtx), /cm-moe state\.own\.detectedBy: expected 'labels' \| 'ddas' per detection/);
+  } finally {
+    for (const m of [a, b, c]) await m.dispose?.();
+  }
+});
