@@ -60,8 +60,16 @@ export const CmMoeSchema = z
     merge: z.boolean().default(true),
     /** Replay samples kept for merging and fine-tuning (reservoir, asked from the runner when the config has none). */
     memorySize: z.int().positive().default(500),
-    /** Fine-tuning steps of a merged subnet on its pooled memory (batches of 16). */
-    finetuneSteps: z.int().min(0).default(20),
+    /**
+     * Fine-tuning of a merged subnet on its pooled memory, in batches of 16: `'epoch'` (default) one pass over the
+     * pool, as the reference's one epoch; a number, that many steps (0: none).
+     */
+    finetuneSteps: z.union([z.int().min(0), z.literal('epoch')], { error: "expected a non-negative integer or 'epoch'" }).default('epoch'),
+    /**
+     * Memory samples per task in the merge's metric pass (evenly spaced over the task's memory; all of them when
+     * the task has fewer). The pass costs samples × subnets image forwards, the larger part of a merge's time.
+     */
+    metricSamples: z.int({ error: 'expected a positive integer' }).positive({ error: 'expected a positive integer' }).default(32),
     noisyGating: z.boolean().default(true),
     textRouterToken: z.enum(['eot', 'sot']).default('eot'),
     ddas: MoeAdaptersSchema.shape.ddas,
@@ -97,6 +105,10 @@ export interface MergeLog {
   keptExperts: number;
   deletedExperts: number;
   ms: number;
+  /** Where the merge's time went: metric pass over memory, clustering + planning, applying it, fine-tuning. */
+  phasesMs?: { metrics: number; cluster: number; apply: number; finetune: number };
+  /** Fine-tuning of the merged subnets: steps taken and samples shown (repeats counted), summed over groups. */
+  finetune?: { steps: number; samples: number };
 }
 
 class CmMoeMethod extends MoeAdaptersMethod {
@@ -359,7 +371,7 @@ class CmMoeMethod extends MoeAdaptersMethod {
     const records: MetricRecord[] = [];
     const E = this.lease.features.dim;
     for (const task of tasks) {
-      const list = byTask.get(task)!;
+      const list = evenlySpaced(byTask.get(task)!, this.c.metricSamples);
       const images = show(list, false);
       const labels = list.map((it) => it.label);
       const classes = [...new Set(labels)].sort((a, b) => a - b);
@@ -389,12 +401,14 @@ class CmMoeMethod extends MoeAdaptersMethod {
       }
     }
     if (records.length === 0) return;
+    const tMetrics = performance.now();
     const vecs = subnetVectors(records, { subnets: subnets.map((s) => s.id) });
     const labels = clusterSubnets(vecs.vectors, Math.min(this.c.numClusters, vecs.subnets.length), 1);
     const groups = clusterGroups(vecs.subnets, labels);
     const tensors = await this.moeTensors();
     const plan = planMerge(this.moe.layout, this.registry, groups, { rule: this.c.mergeRule, tensors });
     if (plan.groups.length === 0) return;
+    const tCluster = performance.now();
     const before = this.moe.layout.sites.reduce((n, s) => n + this.moe.layout.experts(s).length, 0);
     const res = applyMerge(plan, this.moe.layout, this.registry, tensors);
     // removed routers leave the state; resized tensors replace theirs
@@ -405,15 +419,24 @@ class CmMoeMethod extends MoeAdaptersMethod {
     if (this.ddas) await mergeDdasTasks(this.ddas, plan);
     for (const g of plan.groups) for (const id of g.members.slice(1)) this.detector?.forget(id);
     const after = this.moe.layout.sites.reduce((n, s) => n + this.moe.layout.experts(s).length, 0);
+    const tApply = performance.now();
     // fine-tune each merged subnet's router on its pooled memory (its experts stay frozen, as the reference's
     // merged subnet keeps its frozen experts; only routing adapts)
+    const tuned = { steps: 0, samples: 0 };
     for (const g of plan.groups) {
       const pool = items.filter((it) => this.registry.subnetOfTask(this.taskOf(it)) === g.survivor);
-      if (pool.length === 0 || this.c.finetuneSteps === 0) continue;
+      const steps = this.c.finetuneSteps === 'epoch' ? Math.ceil(pool.length / FINETUNE_BATCH) : this.c.finetuneSteps;
+      if (pool.length === 0 || steps === 0) continue;
       const saved = this.moe.router;
       this.moe.router = this.routerOf.get(g.survivor) ?? g.routers.survivor;
-      for (let k = 0; k < this.c.finetuneSteps; k++) {
-        const pick = Array.from({ length: Math.min(16, pool.length) }, () => pool[this.moe.rng.int(pool.length)]!);
+      // an epoch visits every pooled sample once in a seeded order; a step count draws batches with replacement
+      const order = this.c.finetuneSteps === 'epoch' ? this.moe.rng.permutation(pool.length) : null;
+      for (let k = 0; k < steps; k++) {
+        const pick = order
+          ? order.slice(k * FINETUNE_BATCH, (k + 1) * FINETUNE_BATCH).map((i) => pool[i]!)
+          : Array.from({ length: Math.min(FINETUNE_BATCH, pool.length) }, () => pool[this.moe.rng.int(pool.length)]!);
+        tuned.steps++;
+        tuned.samples += pick.length;
         const imgs = show(pick, true);
         const lab = Int32Array.from(pick, (it) => it.label);
         const visible = [...new Set(lab)].sort((a, b) => a - b);
@@ -421,9 +444,11 @@ class CmMoeMethod extends MoeAdaptersMethod {
       }
       this.moe.router = saved;
     }
-    const ms = performance.now() - t0;
+    const t1 = performance.now();
+    const ms = t1 - t0;
     ctx.reportPhase('merge', ms);
-    this.merges.push({ samplesSeen: ctx.samplesSeen, members: plan.groups.map((g) => g.members), keptExperts: after, deletedExperts: before - after, ms });
+    const phasesMs = { metrics: tMetrics - t0, cluster: tCluster - tMetrics, apply: tApply - tCluster, finetune: t1 - tApply };
+    this.merges.push({ samplesSeen: ctx.samplesSeen, members: plan.groups.map((g) => g.members), keptExperts: after, deletedExperts: before - after, ms, phasesMs, finetune: tuned });
     this.noteExperts(ctx.samplesSeen);
   }
 
@@ -499,6 +524,7 @@ class CmMoeMethod extends MoeAdaptersMethod {
       subnets: this.registry ? this.registry.subnets().length : 0,
       merges: this.merges.length,
       mergeMs: this.merges.reduce((a, m) => a + m.ms, 0),
+      ...Object.fromEntries((['metrics', 'cluster', 'apply', 'finetune'] as const).map((k) => [`mergeMs:${k}`, this.merges.reduce((a, m) => a + (m.phasesMs?.[k] ?? 0), 0)])),
       detectedBoundaries: this.detections.length,
       detectedByLabels: this.detectedBy.filter((b) => b === 'labels').length,
       detectedByDdas: this.detectedBy.filter((b) => b === 'ddas').length,
@@ -507,6 +533,16 @@ class CmMoeMethod extends MoeAdaptersMethod {
     this.expertsOverTime.forEach(([s, e], i) => (extra[`expertsOverTime:${i}:${s}`] = e));
     return { ...base, extra };
   }
+}
+
+/** Batch size of a merged subnet's fine-tuning. */
+const FINETUNE_BATCH = 16;
+
+/** `n` items spread evenly over `list` (first, last and between, in order); all of `list` when it has at most `n`. */
+export function evenlySpaced<T>(list: readonly T[], n: number): T[] {
+  if (list.length <= n) return [...list];
+  if (n === 1) return [list[0]!];
+  return Array.from({ length: n }, (_, i) => list[Math.round((i * (list.length - 1)) / (n - 1))]!);
 }
 
 function flat(rows: readonly Float32Array[], E: number): Float32Array {

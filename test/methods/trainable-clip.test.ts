@@ -207,6 +207,58 @@ test('cm-moe: subnets open per task, merge beyond maxSubnets, deleted experts le
   await m.dispose();
 });
 
+test("cm-moe fine-tuning after a merge: 'epoch' shows each pooled sample once in batches of 16, a number takes that many steps", async () => {
+  const { makeDataset } = await import('../run/fixtures.ts');
+  const { createReplay } = await import('../../src/data/replay.ts');
+  const ds = makeDataset('toy', 'train', 4, 6, { pattern: true });
+  assert.equal(ds.length, 24);
+  const runWith = async (finetuneSteps: number | 'epoch') => {
+    const memory = createReplay({ kind: 'reservoir', capacity: 500 });
+    const mrng = new Rng(9);
+    const m = (await createMethod('cm-moe', { model: modelDir, expertsPerSubnet: 2, topK: 2, maxSubnets: 2, numClusters: 2, finetuneSteps, lr: 1e-2 }, env())) as never as {
+      merges: { members: number[][]; finetune?: { steps: number; samples: number } }[];
+      beginTask(t: TaskInfo, c: TaskContext): Promise<void>;
+      endTask(t: TaskInfo, c: TaskContext): Promise<void>;
+      observe: (b: unknown, c: ObserveContext) => Promise<{ loss: number }>;
+      dispose(): Promise<void>;
+    };
+    for (let t = 0; t < 3; t++) {
+      const info = task(t, [t % 4, (t + 1) % 4]);
+      const exposed = [0, 1, 2, 3].slice(0, Math.min(4, t + 2));
+      await m.beginTask(info, { ...taskCtx(exposed), memory });
+      await m.observe(batch([0, 1, 0, 1, 0, 1, 0, 1].map((k) => (t + k) % 4)), { ...obsCtx(info, exposed), memory });
+      // every sample of the toy set joins the memory under this task: 24 per task, nothing evicted
+      for (let i = 0; i < ds.length; i++) memory.add({ dataset: ds, index: i, label: ds.labels[i]!, task: t }, mrng);
+      await m.endTask(info, { ...taskCtx(exposed), memory });
+    }
+    const merges = m.merges.map((g) => ({ members: g.members, ...g.finetune! }));
+    await m.dispose();
+    return merges;
+  };
+  const epoch = await runWith('epoch');
+  assert.equal(epoch.length, 1);
+  // subnets hold one task each, so a merged group pools 24 samples per member
+  const pooled = epoch[0]!.members.reduce((n, g) => n + 24 * g.length, 0);
+  assert.ok(pooled >= 48, JSON.stringify(epoch));
+  assert.equal(epoch[0]!.samples, pooled, 'each pooled sample once');
+  assert.equal(epoch[0]!.steps, epoch[0]!.members.reduce((n, g) => n + Math.ceil((24 * g.length) / 16), 0));
+  const fixed = await runWith(2);
+  assert.equal(fixed[0]!.steps, 2 * fixed[0]!.members.length);
+  assert.equal(fixed[0]!.samples, 2 * 16 * fixed[0]!.members.length, 'batches of 16 drawn with replacement');
+  await assert.rejects(() => parseMethodOptions('cm-moe', { finetuneSteps: 'twice' }), /method\.finetuneSteps/);
+  await assert.rejects(() => parseMethodOptions('cm-moe', { metricSamples: 0 }), /method\.metricSamples/);
+});
+
+test('evenlySpaced: first, last and evenly between, in order; the whole list when it is short', async () => {
+  const { evenlySpaced } = await import('../../src/methods/cm-moe.ts');
+  const xs = Array.from({ length: 10 }, (_, i) => i);
+  assert.deepEqual(evenlySpaced(xs, 4), [0, 3, 6, 9]);
+  assert.deepEqual(evenlySpaced(xs, 3), [0, 5, 9]); // round(4.5) = 5
+  assert.deepEqual(evenlySpaced(xs, 1), [0]);
+  assert.deepEqual(evenlySpaced(xs, 10), xs);
+  assert.deepEqual(evenlySpaced(xs.slice(0, 3), 5), [0, 1, 2]);
+});
+
 test('cm-moe without task boundaries: the first batch opens a subnet, its DDAS autoencoder trains, a detector watches it', async () => {
   const m = (await createMethod('cm-moe', { model: modelDir, expertsPerSubnet: 2, topK: 2, maxSubnets: 2, numClusters: 2, lr: 1e-2 }, env())) as never as {
     registry: { subnets(): { id: number; open: boolean; tasks: number[] }[] };
