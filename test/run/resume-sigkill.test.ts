@@ -154,8 +154,8 @@ const withoutTimes = (file: string) =>
     .split('\n')
     .map((l) => {
       const { ms: _ms, timings: _t, rssMB: _r, ...rest } = JSON.parse(l) as Record<string, unknown>;
-      // cost events: the method's own timings (cm-moe's mergeMs, the CNN learner's seconds per set) are wall time too
-      if (rest['type'] === 'cost') rest['extra'] = Object.fromEntries(Object.entries(rest['extra'] as Record<string, number>).filter(([k]) => !k.endsWith('Ms') && !k.startsWith('setSeconds:')));
+      // cost events: the method's own timings (cm-moe's mergeMs and its split mergeMs:<phase>, the CNN learner's seconds per set) are wall time too
+      if (rest['type'] === 'cost') rest['extra'] = Object.fromEntries(Object.entries(rest['extra'] as Record<string, number>).filter(([k]) => !k.endsWith('Ms') && !k.startsWith('mergeMs:') && !k.startsWith('setSeconds:')));
       return rest;
     });
 
