@@ -109,6 +109,8 @@ export interface MergeLog {
   phasesMs?: { metrics: number; cluster: number; apply: number; finetune: number };
   /** Fine-tuning of the merged subnets: steps taken and samples shown (repeats counted), summed over groups. */
   finetune?: { steps: number; samples: number };
+  /** Memory samples the metric pass ran through the subnets (`metricSamples` per task at most). */
+  metricSamples?: number;
 }
 
 class CmMoeMethod extends MoeAdaptersMethod {
@@ -370,8 +372,10 @@ class CmMoeMethod extends MoeAdaptersMethod {
       ctx.stream.materialize ? ctx.stream.materialize(list, train, this.moe.rng) : list.map((it) => it.dataset.image(it.index));
     const records: MetricRecord[] = [];
     const E = this.lease.features.dim;
+    let metricSamples = 0;
     for (const task of tasks) {
       const list = evenlySpaced(byTask.get(task)!, this.c.metricSamples);
+      metricSamples += list.length;
       const images = show(list, false);
       const labels = list.map((it) => it.label);
       const classes = [...new Set(labels)].sort((a, b) => a - b);
@@ -448,7 +452,7 @@ class CmMoeMethod extends MoeAdaptersMethod {
     const ms = t1 - t0;
     ctx.reportPhase('merge', ms);
     const phasesMs = { metrics: tMetrics - t0, cluster: tCluster - tMetrics, apply: tApply - tCluster, finetune: t1 - tApply };
-    this.merges.push({ samplesSeen: ctx.samplesSeen, members: plan.groups.map((g) => g.members), keptExperts: after, deletedExperts: before - after, ms, phasesMs, finetune: tuned });
+    this.merges.push({ samplesSeen: ctx.samplesSeen, members: plan.groups.map((g) => g.members), keptExperts: after, deletedExperts: before - after, ms, phasesMs, finetune: tuned, metricSamples });
     this.noteExperts(ctx.samplesSeen);
   }
 

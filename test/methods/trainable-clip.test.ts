@@ -212,11 +212,11 @@ test("cm-moe fine-tuning after a merge: 'epoch' shows each pooled sample once in
   const { createReplay } = await import('../../src/data/replay.ts');
   const ds = makeDataset('toy', 'train', 4, 6, { pattern: true });
   assert.equal(ds.length, 24);
-  const runWith = async (finetuneSteps: number | 'epoch') => {
+  const runWith = async (finetuneSteps: number | 'epoch', metricSamples = 32) => {
     const memory = createReplay({ kind: 'reservoir', capacity: 500 });
     const mrng = new Rng(9);
-    const m = (await createMethod('cm-moe', { model: modelDir, expertsPerSubnet: 2, topK: 2, maxSubnets: 2, numClusters: 2, finetuneSteps, lr: 1e-2 }, env())) as never as {
-      merges: { members: number[][]; finetune?: { steps: number; samples: number } }[];
+    const m = (await createMethod('cm-moe', { model: modelDir, expertsPerSubnet: 2, topK: 2, maxSubnets: 2, numClusters: 2, finetuneSteps, metricSamples, lr: 1e-2 }, env())) as never as {
+      merges: { members: number[][]; ms: number; phasesMs?: Record<string, number>; metricSamples?: number; finetune?: { steps: number; samples: number } }[];
       beginTask(t: TaskInfo, c: TaskContext): Promise<void>;
       endTask(t: TaskInfo, c: TaskContext): Promise<void>;
       observe: (b: unknown, c: ObserveContext) => Promise<{ loss: number }>;
@@ -231,7 +231,7 @@ test("cm-moe fine-tuning after a merge: 'epoch' shows each pooled sample once in
       for (let i = 0; i < ds.length; i++) memory.add({ dataset: ds, index: i, label: ds.labels[i]!, task: t }, mrng);
       await m.endTask(info, { ...taskCtx(exposed), memory });
     }
-    const merges = m.merges.map((g) => ({ members: g.members, ...g.finetune! }));
+    const merges = m.merges.map((g) => ({ members: g.members, ms: g.ms, phasesMs: g.phasesMs!, metricSamples: g.metricSamples, ...g.finetune! }));
     await m.dispose();
     return merges;
   };
@@ -242,7 +242,14 @@ test("cm-moe fine-tuning after a merge: 'epoch' shows each pooled sample once in
   assert.ok(pooled >= 48, JSON.stringify(epoch));
   assert.equal(epoch[0]!.samples, pooled, 'each pooled sample once');
   assert.equal(epoch[0]!.steps, epoch[0]!.members.reduce((n, g) => n + Math.ceil((24 * g.length) / 16), 0));
-  const fixed = await runWith(2);
+  // the metric pass: 3 tasks with 24 memory samples each, capped at metricSamples per task
+  assert.equal(epoch[0]!.metricSamples, 3 * 24);
+  // the phases partition the merge's time
+  const phases = epoch[0]!.phasesMs;
+  assert.deepEqual(Object.keys(phases).sort(), ['apply', 'cluster', 'finetune', 'metrics']);
+  assert.ok(Math.abs(Object.values(phases).reduce((a, b) => a + b, 0) - epoch[0]!.ms) < 1e-6 * Math.max(1, epoch[0]!.ms));
+  const fixed = await runWith(2, 5);
+  assert.equal(fixed[0]!.metricSamples, 3 * 5);
   assert.equal(fixed[0]!.steps, 2 * fixed[0]!.members.length);
   assert.equal(fixed[0]!.samples, 2 * 16 * fixed[0]!.members.length, 'batches of 16 drawn with replacement');
   await assert.rejects(() => parseMethodOptions('cm-moe', { finetuneSteps: 'twice' }), /method\.finetuneSteps/);
