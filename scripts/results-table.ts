@@ -101,39 +101,61 @@ export function resultsTables(root: string): string {
   return `${out.join('\n')}\n${cnnTables(join(root, 'cnn'))}`;
 }
 
-if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(resolve(process.argv[1])).href) {
-  process.stdout.write(resultsTables(resolve(process.argv[2] ?? join(import.meta.dirname, '..', 'docs', 'results'))));
-}
-
 const CNN_ORDER = ['cnn-subnets', 'cnn-prune', 'cnn-replay', 'cnn-finetune'];
 
+/** The run folders of a results row: its `seed-<s>/` folders (seed order), or the row itself for one older run. */
+function seedRuns(dir: string): string[] {
+  const seeds = readdirSync(dir)
+    .map((d) => /^seed-(\d+)$/.exec(d))
+    .filter((m): m is RegExpExecArray => m !== null && existsSync(join(dir, m[0], 'metrics.json')))
+    .sort((a, b) => Number(a[1]) - Number(b[1]))
+    .map((m) => join(dir, m[0]));
+  return seeds.length > 0 ? seeds : existsSync(join(dir, 'metrics.json')) ? [dir] : [];
+}
+
+/** mean and sample std (null for one value) of the numbers among `values`. */
+function cellOf(values: ReadonlyArray<number | undefined>): Cell {
+  const xs = values.filter((v): v is number => typeof v === 'number' && Number.isFinite(v));
+  if (xs.length === 0) return { mean: null, std: null };
+  const mean = xs.reduce((a, b) => a + b, 0) / xs.length;
+  return { mean, std: xs.length > 1 ? Math.sqrt(xs.reduce((a, x) => a + (x - mean) ** 2, 0) / (xs.length - 1)) : null };
+}
+
 /**
- * The CNN track's tables from docs/results/cnn/<stream>/<method>/ (metrics.json, cost.json, online.csv of one
- * run): final running online accuracy, pooled and task-protocol accuracy at the end, total and training time,
- * merges, FLOPs, and per set the online accuracy, seconds and free capacity (the identified task in brackets).
+ * The CNN track's tables from docs/results/cnn/<stream>/<method>/ (per seed `seed-<s>/` with metrics.json,
+ * cost.json and online.csv, or those files of one older run): final running online accuracy, pooled and
+ * task-protocol accuracy at the end, total and training time, merges, FLOPs and free capacity (mean ± std over the
+ * seeds), then per set of the first seed the online accuracy, seconds and free capacity (the identified task in
+ * brackets).
  */
 export function cnnTables(root: string): string {
   if (!existsSync(root)) return '';
   const out: string[] = [];
   for (const bench of readdirSync(root).filter((d) => !d.includes('.')).sort()) {
     const dir = join(root, bench);
-    const labels = readdirSync(dir).filter((m) => existsSync(join(dir, m, 'metrics.json')));
+    const labels = readdirSync(dir).filter((m) => seedRuns(join(dir, m)).length > 0);
     labels.sort((a, b) => (CNN_ORDER.indexOf(a) + 1 || 99) - (CNN_ORDER.indexOf(b) + 1 || 99) || a.localeCompare(b));
     if (labels.length === 0) continue;
-    out.push(`### ${bench} (CNN track)`, '', '| method | online | A_last | Last | total s | train s | merges (s) | training FLOPs | free capacity at end |', '|---|---:|---:|---:|---:|---:|---:|---:|---:|');
+    out.push(`### ${bench} (CNN track)`, '', '| method | online | A_last | Last | total s | train s | merges (s) | training FLOPs | free capacity at end | seeds |', '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
     const perSet: string[] = [];
     for (const m of labels) {
-      const met = json(join(dir, m, 'metrics.json'));
-      const cost = json(join(dir, m, 'cost.json'));
-      const extra = (cost['extra'] ?? {}) as Record<string, number>;
-      const t = (cost['timingsMs'] ?? {}) as Record<string, number>;
-      const pct = (v: unknown) => (typeof v === 'number' ? (100 * v).toFixed(2) : '—');
-      const flops = extra['flopsTraining'] !== undefined ? (extra['flopsTraining'] + (extra['flopsRetraining'] ?? 0)).toExponential(2) : '—';
+      const runs = seedRuns(join(dir, m));
+      const met = runs.map((r) => json(join(r, 'metrics.json')));
+      const costs = runs.map((r) => json(join(r, 'cost.json')));
+      const extras = costs.map((c) => (c['extra'] ?? {}) as Record<string, number>);
+      const times = costs.map((c) => (c['timingsMs'] ?? {}) as Record<string, number>);
+      const metric = (k: string) => cellOf(met.map((x) => x[k] as number | undefined));
+      const extra = (k: string) => cellOf(extras.map((x) => x[k]));
+      const flops = cellOf(extras.map((x) => (x['flopsTraining'] !== undefined ? x['flopsTraining'] + (x['flopsRetraining'] ?? 0) : undefined)));
+      const merges = cellOf(extras.map((x) => x['merges'] ?? 0));
+      const mergeS = cellOf(extras.map((x) => (x['mergeMs'] ?? 0) / 1000));
+      const sci = (c: Cell) => (c.mean === null ? '—' : c.mean.toExponential(2));
       out.push(
-        `| ${m} | ${pct(met['online'])} | ${pct(met['A_last'])} | ${pct(met['last'])} | ${((t['total'] ?? 0) / 1000).toFixed(0)} | ${((t['train'] ?? 0) / 1000).toFixed(0)} | ${extra['merges'] ?? 0} (${((extra['mergeMs'] ?? 0) / 1000).toFixed(0)}) | ${flops} | ${pct(extra['freeCapacity'])} |`,
+        `| ${m} | ${fmt(metric('online'), 100, 2)} | ${fmt(metric('A_last'), 100, 2)} | ${fmt(metric('last'), 100, 2)} | ${fmt(cellOf(times.map((t) => (t['total'] ?? 0) / 1000)), 1, 0)} | ${fmt(cellOf(times.map((t) => (t['train'] ?? 0) / 1000)), 1, 0)} | ${fmt(merges, 1, 1)} (${fmt(mergeS, 1, 0)}) | ${sci(flops)} | ${fmt(extra('freeCapacity'), 100, 2)} | ${runs.length} |`,
       );
-      const online = join(dir, m, 'online.csv');
+      const online = join(runs[0]!, 'online.csv');
       if (!existsSync(online)) continue;
+      const first = extras[0]!;
       const acc = new Map<number, [number, number]>();
       for (const line of readFileSync(online, 'utf8').trim().split('\n').slice(1)) {
         const [, task, n, correct] = line.split(',').map(Number);
@@ -143,15 +165,19 @@ export function cnnTables(root: string): string {
       const sets = [...acc.keys()].sort((a, b) => a - b);
       const cell = (k: number) => {
         const [c, n] = acc.get(k)!;
-        const task = extra[`setTask:${k}`];
-        const sec = extra[`setSeconds:${k}`];
-        const free = extra[`setFreeCapacity:${k}`];
+        const task = first[`setTask:${k}`];
+        const sec = first[`setSeconds:${k}`];
+        const free = first[`setFreeCapacity:${k}`];
         return `${(100 * c / n).toFixed(1)}${task !== undefined ? ` [${task}]` : ''}${sec !== undefined ? ` / ${sec.toFixed(0)} s` : ''}${free !== undefined ? ` / ${(100 * free).toFixed(0)} %` : ''}`;
       };
-      if (perSet.length === 0) perSet.push('', `Per set: online accuracy % [identified task] / seconds / free capacity %:`, '', `| method | ${sets.map((k) => `set ${k}`).join(' | ')} |`, `|---|${sets.map(() => '---:').join('|')}|`);
+      if (perSet.length === 0) perSet.push('', `Per set (first seed): online accuracy % [identified task] / seconds / free capacity %:`, '', `| method | ${sets.map((k) => `set ${k}`).join(' | ')} |`, `|---|${sets.map(() => '---:').join('|')}|`);
       perSet.push(`| ${m} | ${sets.map(cell).join(' | ')} |`);
     }
     out.push(...perSet, '');
   }
   return `${out.join('\n')}\n`;
+}
+
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(resolve(process.argv[1])).href) {
+  process.stdout.write(resultsTables(resolve(process.argv[2] ?? join(import.meta.dirname, '..', 'docs', 'results'))));
 }

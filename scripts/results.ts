@@ -12,8 +12,10 @@
  *   npm run results -- [--bench NAME]... [--method LABEL]... [--seeds 1,2,3] [--checkpoint-every N] [--threads N]
  *                      [--bench-dir DIR] [--root DIR] [--runs DIR] [--doc FILE] [--doc-only] [--dry-run]
  *
- * --bench / --method select rows (default: all); --bench-dir, --root, --runs and --doc move the presets, the
- * results, the run folders and the document (e.g. to try the script on a small benchmark elsewhere).
+ * --bench / --method select rows (default: all; `--bench cnn` is the CNN track's four methods on
+ * presets/cnn/omtp-reduced.yaml, into docs/results/cnn/omtp-reduced/); --bench-dir, --root, --runs and --doc move
+ * the presets, the results, the run folders and the document (e.g. to try the script on a small benchmark
+ * elsewhere).
  */
 import { spawn } from 'node:child_process';
 import { copyFileSync, createWriteStream, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -25,9 +27,12 @@ const REPO = resolve(import.meta.dirname, '..');
 
 /** A row of the results: a benchmark preset, a label, and the arguments that choose and configure the method. */
 interface Row {
+  /** The results folder under docs/results/ (and runs/results/): a benchmark name, or cnn/<stream>. */
   bench: string;
   label: string;
   args: string[];
+  /** The stream preset; default presets/bench/<bench>.yaml (under --bench-dir). */
+  preset?: string;
 }
 
 /** The methods of issue D on each benchmark (a method preset when there is one, else the method's defaults). */
@@ -44,6 +49,16 @@ const E_ROWS: Row[] = [
   { bench: 'long-shift', label: 'cm-moe-taskfree-ddas', args: ['--set', 'method.name=cm-moe', '--set', 'run.taskBoundaries=false', '--set', 'method.shift.labels=false'] },
 ];
 
+/** The CNN track's rows (issue F): its four methods on the reduced stream. */
+const CNN_STREAM = 'omtp-reduced';
+const CNN_METHODS = ['cnn-subnets', 'cnn-prune', 'cnn-replay', 'cnn-finetune'];
+const CNN_ROWS: Row[] = CNN_METHODS.map((m) => ({
+  bench: `cnn/${CNN_STREAM}`,
+  label: m,
+  args: ['--set', `method.name=${m}`],
+  preset: join('presets', 'cnn', `${CNN_STREAM}.yaml`),
+}));
+
 function methodArgs(method: string): string[] {
   const preset = join(REPO, 'presets', 'methods', `${method}.yaml`);
   return existsSync(preset) ? ['--method', relative(REPO, preset)] : ['--set', `method.name=${method}`];
@@ -53,6 +68,7 @@ function plan(benches: string[]): Row[] {
   const rows: Row[] = [];
   for (const b of benches) {
     if (b === 'long-shift') rows.push(...E_ROWS);
+    else if (b === 'cnn' || b === `cnn/${CNN_STREAM}`) rows.push(...CNN_ROWS);
     else for (const m of D_METHODS) rows.push({ bench: b, label: m, args: methodArgs(m) });
   }
   return rows;
@@ -80,7 +96,7 @@ const root = resolve(values.root);
 const runsRoot = resolve(values.runs);
 const docFile = resolve(values.doc);
 
-const benches = values.bench.length > 0 ? values.bench : [...D_BENCHES, 'long-shift'];
+const benches = values.bench.length > 0 ? values.bench : [...D_BENCHES, 'long-shift', 'cnn'];
 const rows = plan(benches).filter((r) => values.method.length === 0 || values.method.includes(r.label));
 
 /** Whether docs/results/<bench>/<label> holds the summary of exactly these seeds. */
@@ -136,7 +152,7 @@ async function runRow(r: Row, i: number, n: number): Promise<'done' | 'ran' | 'f
     return 'done';
   }
   const runDir = join(runsRoot, r.bench, r.label);
-  const config = join(benchDir, `${r.bench}.yaml`);
+  const config = r.preset !== undefined ? join(REPO, r.preset) : join(benchDir, `${r.bench}.yaml`);
   const resuming = existsSync(join(runDir, 'seeds.json'));
   const threads = values.threads !== undefined ? ['--threads', values.threads] : [];
   const args = resuming
@@ -145,7 +161,7 @@ async function runRow(r: Row, i: number, n: number): Promise<'done' | 'ran' | 'f
   const command = ['run', relative(REPO, config), ...r.args, '--seeds', seeds.join(','), '--out', relative(REPO, runDir)].join(' ');
   process.stderr.write(`${tag}: ${resuming ? 'resuming' : 'running'} moeclip ${resuming ? args.join(' ') : command}\n`);
   if (values['dry-run']) return 'done';
-  const log = join(runsRoot, 'logs', `${r.bench}-${r.label}.log`);
+  const log = join(runsRoot, 'logs', `${r.bench.replaceAll('/', '-')}-${r.label}.log`);
   const t0 = Date.now();
   const code = await runCli(args, log);
   if (code === 130) return 'stopped';
@@ -159,6 +175,8 @@ async function runRow(r: Row, i: number, n: number): Promise<'done' | 'ran' | 'f
   for (const s of seeds) {
     mkdirSync(join(dest, `seed-${s}`), { recursive: true });
     for (const f of ['metrics.json', 'cost.json']) copyFileSync(join(runDir, `seed-${s}`, f), join(dest, `seed-${s}`, f));
+    // the CNN learners' per-batch online accuracy, for the per-set table
+    if (existsSync(join(runDir, `seed-${s}`, 'online.csv'))) copyFileSync(join(runDir, `seed-${s}`, 'online.csv'), join(dest, `seed-${s}`, 'online.csv'));
   }
   writeFileSync(join(dest, 'command.json'), JSON.stringify({ command: `moeclip ${command}`, seeds, wallSeconds: Math.round((Date.now() - t0) / 1000) }) + '\n');
   process.stderr.write(`    done in ${Math.round((Date.now() - t0) / 1000)} s → ${relative(REPO, dest)}\n`);
