@@ -65,6 +65,8 @@ export const MoeAdaptersSchema = z
         threshold: z.union([z.literal('calibrated'), z.number().positive()]).default('calibrated'),
         quantile: z.number().gt(0).lt(1).default(0.99),
         scale: z.number().positive().default(1.1),
+        /** `error`: least reconstruction error wins (the reference); `relative`: least error ÷ own threshold (src/moe/ddas.ts). */
+        routing: z.enum(['error', 'relative']).default('error'),
       })
       .prefault({}),
   })
@@ -253,7 +255,7 @@ export class MoeAdaptersMethod extends TrainableClipMethod {
       : d.threshold === 'calibrated'
         ? { kind: 'calibrated' as const, quantile: d.quantile, scale: d.scale }
         : { kind: 'constant' as const, value: d.threshold };
-    this.ddas ??= await Ddas.create(this.trainer.engine, this.lease.features.dim, { hidden: d.hidden, lr: d.lr, threshold }, this.moe.rng.fork());
+    this.ddas ??= await Ddas.create(this.trainer.engine, this.lease.features.dim, { hidden: d.hidden, lr: d.lr, threshold, routing: d.routing }, this.moe.rng.fork());
     return this.ddas;
   }
 

@@ -32,8 +32,14 @@
  *   sigmoid AlexNet features, so the number means little for other transforms).
  *
  * Routing (per sample, unlike the reference's per-batch mean, and only among trained tasks, never an AE at random
- * init): the trained task of least error wins (ties: the earlier added); −1 if its error exceeds its threshold
- * or it is a reference task.
+ * init), by `routing`:
+ * - 'error' (default, the reference's argmin): the trained task of least error wins (ties: the earlier added); −1
+ *   if its error exceeds its threshold or it is a reference task.
+ * - 'relative': the trained task of least error ÷ own threshold wins, −1 if that ratio exceeds 1 or it is a
+ *   reference task. An AE trained on a broad distribution reconstructs most inputs well and wins the raw argmin
+ *   for samples of narrower tasks; measured against its own in-distribution error level it does not. The
+ *   zero-shot decision is the same as with 'error' whenever the winner is the same; with a constant threshold
+ *   'relative' is 'error'.
  *
  * Merging ({@link Ddas.mergeTasks}): the merged task keeps every member AE, because weights of AEs trained on
  * different distributions do not align (hidden units are unordered) and keeping one would forget the others'
@@ -50,6 +56,10 @@ import { Rng, type RngState } from '../util/rng.ts';
 
 /** How features are mapped to the AE's input and target (see the file header). */
 export type DdasInputTransform = 'sigmoid' | 'standardize' | 'none';
+
+/** Routing rule (see the file header). */
+export type DdasRouting = 'error' | 'relative';
+const ROUTINGS: readonly DdasRouting[] = ['error', 'relative'];
 
 /** Per-task threshold rule (see the file header). */
 export type DdasThreshold =
@@ -68,6 +78,8 @@ export interface DdasOptions {
   inputTransform: DdasInputTransform;
   /** Default calibrated, q 0.99, scale 1.1, window 256 samples. */
   threshold: DdasThreshold;
+  /** How the winning task is picked (see the file header); default 'error'. */
+  routing: DdasRouting;
   /** Float type of weights and graphs; default float32 (float64 for checks). */
   dtype: 'float32' | 'float64';
 }
@@ -89,6 +101,7 @@ export const DDAS_DEFAULTS: Readonly<DdasOptions> = Object.freeze({
   weightDecay: 1e-4,
   inputTransform: 'standardize',
   threshold: Object.freeze({ kind: 'calibrated', quantile: 0.99, scale: 1.1, window: 256 }),
+  routing: 'error',
   dtype: 'float32',
 });
 
@@ -146,6 +159,8 @@ export function resolveDdasOptions(o: DdasOptionsInput = {}, where = 'Ddas optio
   if (!TRANSFORMS.includes(inputTransform)) {
     throw new Error(`${where}.inputTransform: must be one of ${TRANSFORMS.join(', ')}, got ${JSON.stringify(inputTransform)}`);
   }
+  const routing = o.routing ?? d.routing;
+  if (!ROUTINGS.includes(routing)) throw new Error(`${where}.routing: must be one of ${ROUTINGS.join(', ')}, got ${JSON.stringify(routing)}`);
   const dtype = o.dtype ?? d.dtype;
   if (dtype !== 'float32' && dtype !== 'float64') throw new Error(`${where}.dtype: must be 'float32' or 'float64', got ${JSON.stringify(dtype)}`);
   const t = o.threshold ?? d.threshold;
@@ -164,7 +179,7 @@ export function resolveDdasOptions(o: DdasOptionsInput = {}, where = 'Ddas optio
   } else {
     throw new Error(`${where}.threshold.kind: must be 'calibrated' or 'constant', got ${JSON.stringify((t as { kind?: unknown }).kind)}`);
   }
-  return { hidden, lr, weightDecay, inputTransform, threshold: Object.freeze(threshold), dtype };
+  return { hidden, lr, weightDecay, inputTransform, threshold: Object.freeze(threshold), routing, dtype };
 }
 
 /** The q-quantile of `values` with linear interpolation between order statistics (numpy's default); NaN if empty. */
@@ -490,9 +505,13 @@ export class Ddas {
       const E = await this.taskErrors(x, tasks);
       const thr = tasks.map((t) => this.thresholdOf(t));
       const T = tasks.length;
+      // 'relative' compares error ÷ calibrated threshold (a task without a positive one cannot win there); with
+      // a constant threshold it is the raw argmin
+      const rel = this.options.routing === 'relative' && this.options.threshold.kind === 'calibrated';
+      const score = (i: number, j: number) => (rel ? (thr[j]! > 0 && Number.isFinite(thr[j]!) ? E[i * T + j]! / thr[j]! : Infinity) : E[i * T + j]!);
       for (let i = 0; i < n; i++) {
         let k = -1;
-        for (let j = 0; j < T; j++) if (trained[j] && (k < 0 || E[i * T + j]! < E[i * T + k]!)) k = j;
+        for (let j = 0; j < T; j++) if (trained[j] && (k < 0 || score(i, j) < score(i, k))) k = j;
         if (k >= 0 && !tasks[k]!.reference && E[i * T + k]! <= thr[k]!) out[i] = tasks[k]!.id;
       }
       return out;
@@ -577,7 +596,7 @@ export class Ddas {
       format: 'moeclip.ddas',
       version: 1,
       dim: this.dim,
-      options: { hidden: o.hidden, lr: o.lr, weightDecay: o.weightDecay, inputTransform: o.inputTransform, threshold: { ...o.threshold }, dtype: o.dtype },
+      options: { hidden: o.hidden, lr: o.lr, weightDecay: o.weightDecay, inputTransform: o.inputTransform, threshold: { ...o.threshold }, routing: o.routing, dtype: o.dtype },
       rng: [...this.rng.getState()],
       tasks: this.tasks.map((t) => ({
         id: t.id,

@@ -205,6 +205,49 @@ test('constant threshold: routing follows its number (argmin among trained tasks
   assert.ok((await zero.route(cl.batch(0, 20))).every((v) => v === -1));
 });
 
+test("routing 'relative': least error ÷ own threshold wins, −1 above the winner's threshold; with a constant threshold it is the raw argmin", async () => {
+  const rng = new Rng(5);
+  const cl = new Clusters(rng, 4, 0.08);
+  const dd = await Ddas.create(engine, D, { hidden: H }, rng);
+  assert.equal(dd.options.routing, 'error', 'the reference rule is the default');
+  for (let k = 0; k < 3; k++) dd.addTask(k);
+  await trainClusters(dd, cl, 3, 60);
+  const xs = [...cl.batch(0, 40), ...cl.batch(1, 40), ...cl.batch(2, 40), ...cl.uniforms(40)];
+  /** The rule written out from errors() and threshold(): argmin of score, −1 when the winner's error is above its threshold. */
+  const expected = (E: Float32Array, thr: number[], relative: boolean): number[] =>
+    xs.map((_, i) => {
+      let k = 0;
+      for (let j = 1; j < 3; j++) if ((relative ? E[i * 3 + j]! / thr[j]! : E[i * 3 + j]!) < (relative ? E[i * 3 + k]! / thr[k]! : E[i * 3 + k]!)) k = j;
+      return E[i * 3 + k]! > thr[k]! ? -1 : k;
+    });
+  // task 0's calibration errors ×1000: a task whose own errors are large (a broad distribution) claims, relative
+  // to that level, the samples the others reconstruct best
+  const json = dd.toJSON();
+  const inflated = { ...json, tasks: json.tasks.map((t) => (t.id === 0 ? { ...t, members: t.members.map((m) => ({ ...m, window: m.window.map((e) => e * 1000) })) } : t)) };
+  const byError = await Ddas.fromJSON(engine, inflated);
+  const byRatio = await Ddas.fromJSON(engine, { ...inflated, options: { ...inflated.options, routing: 'relative' } });
+  assert.equal(byRatio.options.routing, 'relative');
+  const E = await byRatio.errors(xs);
+  const thr = [0, 1, 2].map((k) => byRatio.threshold(k));
+  const rErr = Array.from(await byError.route(xs));
+  const rRel = Array.from(await byRatio.route(xs));
+  assert.deepEqual(rErr, expected(E, thr, false));
+  assert.deepEqual(rRel, expected(E, thr, true));
+  assert.ok(fraction(Int32Array.from(rErr.slice(40, 80)), 1) >= 0.95, 'raw argmin: cluster 1 stays with task 1');
+  assert.ok(fraction(Int32Array.from(rRel.slice(40, 80)), 0) >= 0.95, 'relative: the inflated task 0 takes cluster 1');
+  // untouched calibration: own clusters still route home under 'relative'
+  const plain = await Ddas.fromJSON(engine, { ...json, options: { ...json.options, routing: 'relative' } });
+  const own = await plain.route(xs.slice(0, 120));
+  for (let k = 0; k < 3; k++) assert.ok(fraction(own.subarray(40 * k, 40 * (k + 1)), k) >= 0.95, `cluster ${k} under 'relative'`);
+  // constant threshold: the two rules are one
+  const constant = structuredClone({ ...json, options: { ...json.options, threshold: { kind: 'constant' as const, value: 0.5 } } });
+  for (const t of constant.tasks) for (const m of t.members) m.window = [];
+  const cErr = await Ddas.fromJSON(engine, constant);
+  const cRel = await Ddas.fromJSON(engine, { ...constant, options: { ...constant.options, routing: 'relative' } });
+  assert.deepEqual(Array.from(await cRel.route(xs)), Array.from(await cErr.route(xs)));
+  await assert.rejects(Ddas.fromJSON(engine, { ...json, options: { ...json.options, routing: 'nearest' } }, 'ckpt.json'), /ckpt\.json\.options\.routing: must be one of error, relative/);
+});
+
 for (const inputTransform of ['standardize', 'sigmoid', 'none'] as const) {
   test(`errors() equals a plain-JS float64 forward of every AE, in one graph run (${inputTransform})`, async () => {
     const rng = new Rng(8);
