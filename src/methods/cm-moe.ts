@@ -66,6 +66,11 @@ export const CmMoeSchema = z
      */
     finetuneSteps: z.union([z.int().min(0), z.literal('epoch')], { error: "expected a non-negative integer or 'epoch'" }).default('epoch'),
     /**
+     * Fine-tune the merged subnet's kept experts too, not only its router (default false: the reference's merged
+     * subnet keeps its experts frozen). The experts are frozen again afterwards; other subnets' never change.
+     */
+    finetuneExperts: z.boolean().default(false),
+    /**
      * Memory samples per task in the merge's metric pass (evenly spaced over the task's memory; all of them when
      * the task has fewer). The pass costs samples × subnets image forwards, the larger part of a merge's time.
      */
@@ -425,7 +430,7 @@ class CmMoeMethod extends MoeAdaptersMethod {
     const after = this.moe.layout.sites.reduce((n, s) => n + this.moe.layout.experts(s).length, 0);
     const tApply = performance.now();
     // fine-tune each merged subnet's router on its pooled memory (its experts stay frozen, as the reference's
-    // merged subnet keeps its frozen experts; only routing adapts)
+    // merged subnet keeps its frozen experts; only routing adapts), with `finetuneExperts` its kept experts too
     const tuned = { steps: 0, samples: 0 };
     for (const g of plan.groups) {
       const pool = items.filter((it) => this.registry.subnetOfTask(this.taskOf(it)) === g.survivor);
@@ -433,18 +438,26 @@ class CmMoeMethod extends MoeAdaptersMethod {
       if (pool.length === 0 || steps === 0) continue;
       const saved = this.moe.router;
       this.moe.router = this.routerOf.get(g.survivor) ?? g.routers.survivor;
-      // an epoch visits every pooled sample once in a seeded order; a step count draws batches with replacement
-      const order = this.c.finetuneSteps === 'epoch' ? this.moe.rng.permutation(pool.length) : null;
-      for (let k = 0; k < steps; k++) {
-        const pick = order
-          ? order.slice(k * FINETUNE_BATCH, (k + 1) * FINETUNE_BATCH).map((i) => pool[i]!)
-          : Array.from({ length: Math.min(FINETUNE_BATCH, pool.length) }, () => pool[this.moe.rng.int(pool.length)]!);
-        tuned.steps++;
-        tuned.samples += pick.length;
-        const imgs = show(pick, true);
-        const lab = Int32Array.from(pick, (it) => it.label);
-        const visible = [...new Set(lab)].sort((a, b) => a - b);
-        await this.trainer.step({ images: imgs, labels: lab, visible, stream: ctx.stream });
+      // finetuneExperts: the survivor's own (kept) experts train with its router, then freeze again as they were
+      const L = this.moe.layout;
+      const own = this.registry.subnet(g.survivor).experts;
+      const thawed = this.c.finetuneExperts ? L.sites.map((s) => [s, L.unfreeze(s, (own[s.key] ?? []).filter((id) => L.isFrozen(s, id)))] as const) : [];
+      try {
+        // an epoch visits every pooled sample once in a seeded order; a step count draws batches with replacement
+        const order = this.c.finetuneSteps === 'epoch' ? this.moe.rng.permutation(pool.length) : null;
+        for (let k = 0; k < steps; k++) {
+          const pick = order
+            ? order.slice(k * FINETUNE_BATCH, (k + 1) * FINETUNE_BATCH).map((i) => pool[i]!)
+            : Array.from({ length: Math.min(FINETUNE_BATCH, pool.length) }, () => pool[this.moe.rng.int(pool.length)]!);
+          tuned.steps++;
+          tuned.samples += pick.length;
+          const imgs = show(pick, true);
+          const lab = Int32Array.from(pick, (it) => it.label);
+          const visible = [...new Set(lab)].sort((a, b) => a - b);
+          await this.trainer.step({ images: imgs, labels: lab, visible, stream: ctx.stream });
+        }
+      } finally {
+        for (const [s, records] of thawed) for (const [id, by] of records) L.freeze(s, [id], by);
       }
       this.moe.router = saved;
     }

@@ -308,6 +308,22 @@ export class MoeLayout {
   }
 
   /**
+   * Unfreezes `ids` at `site` (each must be frozen) and returns their freeze records (id → the router that froze
+   * it, or null), so that `freeze(site, [id], by)` restores each exactly. CM-MoE thaws a merged subnet's kept
+   * experts for its fine-tuning (`finetuneExperts`).
+   */
+  unfreeze(site: MoeSite | string, ids: readonly number[]): Map<number, number | null> {
+    const s = this.state(site);
+    for (const id of ids) if (!s.frozen.has(id)) throw new Error(`MoeLayout.unfreeze: expert ${id} of site ${s.site.key} is not frozen`);
+    const out = new Map<number, number | null>();
+    for (const id of ids) {
+      out.set(id, s.frozen.get(id)!);
+      s.frozen.delete(id);
+    }
+    return out;
+  }
+
+  /**
    * Activate-freeze: per site, the `k` experts with the highest usage counts of `router` (ties: lower column first)
    * are frozen. As the reference, already frozen experts compete too (so fewer than k may be newly frozen); with
    * `maskFrozen` (CM-MoE) only unfrozen experts are candidates (fewer than k are taken when fewer remain).

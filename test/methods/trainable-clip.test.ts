@@ -256,6 +256,81 @@ test("cm-moe fine-tuning after a merge: 'epoch' shows each pooled sample once in
   await assert.rejects(() => parseMethodOptions('cm-moe', { metricSamples: 0 }), /method\.metricSamples/);
 });
 
+test('cm-moe finetuneExperts: the merged subnet\'s kept experts train in its fine-tuning and freeze again; every other expert is bit-identical to the router-only run', async () => {
+  const { makeDataset } = await import('../run/fixtures.ts');
+  const { createReplay } = await import('../../src/data/replay.ts');
+  const { STACK_PARTS } = await import('../../src/moe/hooks.ts');
+  const ds = makeDataset('toy', 'train', 4, 6, { pattern: true });
+  const runWith = async (finetuneExperts: boolean) => {
+    const memory = createReplay({ kind: 'reservoir', capacity: 500 });
+    const mrng = new Rng(9);
+    const m = (await createMethod('cm-moe', { model: modelDir, expertsPerSubnet: 2, topK: 2, maxSubnets: 2, numClusters: 2, finetuneSteps: 2, finetuneExperts, lr: 1e-2 }, env())) as never as {
+      moe: { layout: MoeLayout };
+      registry: { subnets(): { id: number; router: number; experts: Record<string, number[]> }[] };
+      merges: { members: number[][] }[];
+      moeTensors(): Promise<Record<string, { data: ArrayLike<number> }>>;
+      beginTask(t: TaskInfo, c: TaskContext): Promise<void>;
+      endTask(t: TaskInfo, c: TaskContext): Promise<void>;
+      observe: (b: unknown, c: ObserveContext) => Promise<{ loss: number }>;
+      dispose(): Promise<void>;
+    };
+    for (let t = 0; t < 3; t++) {
+      const info = task(t, [t % 4, (t + 1) % 4]);
+      const exposed = [0, 1, 2, 3].slice(0, Math.min(4, t + 2));
+      await m.beginTask(info, { ...taskCtx(exposed), memory });
+      await m.observe(batch([0, 1, 0, 1, 0, 1, 0, 1].map((k) => (t + k) % 4)), { ...obsCtx(info, exposed), memory });
+      for (let i = 0; i < ds.length; i++) memory.add({ dataset: ds, index: i, label: ds.labels[i]!, task: t }, mrng);
+      await m.endTask(info, { ...taskCtx(exposed), memory });
+    }
+    const L = m.moe.layout;
+    // each expert's rows of the four stacked tensors, by site and expert id
+    const tensors = await m.moeTensors();
+    const rows = new Map<string, number[]>();
+    for (const s of L.sites) {
+      const ids = L.experts(s);
+      for (const part of STACK_PARTS) {
+        const data = Array.from(tensors[stackedTensorName(s, part)]!.data);
+        const n = data.length / ids.length;
+        ids.forEach((id, c) => rows.set(`${s.key}/${id}/${part}`, data.slice(c * n, (c + 1) * n)));
+      }
+    }
+    const frozen = L.sites.map((s) => L.experts(s).map((id) => [id, L.isFrozen(s, id), L.frozenBy(s, id)]));
+    const out = { merges: m.merges.map((g) => g.members), subnets: m.registry.subnets(), rows, frozen };
+    await m.dispose();
+    return out;
+  };
+  const routerOnly = await runWith(false);
+  const withExperts = await runWith(true);
+  assert.equal(routerOnly.merges.length, 1);
+  // up to the fine-tuning both runs are the same computation: same merge, same layout, same freeze records after it
+  assert.deepEqual(withExperts.merges, routerOnly.merges);
+  assert.deepEqual(withExperts.subnets, routerOnly.subnets);
+  assert.deepEqual(withExperts.frozen, routerOnly.frozen, 'the thawed experts are frozen again, by the same routers');
+  const merged = new Set(routerOnly.merges[0]!.filter((g) => g.length > 1).map((g) => g[0]!));
+  let changed = 0;
+  let kept = 0;
+  for (const sub of routerOnly.subnets) {
+    for (const [site, ids] of Object.entries(sub.experts)) {
+      for (const id of ids) {
+        for (const part of STACK_PARTS) {
+          const key = `${site}/${id}/${part}`;
+          const a = routerOnly.rows.get(key)!;
+          const b = withExperts.rows.get(key)!;
+          if (merged.has(sub.id)) {
+            if (a.some((v, i) => v !== b[i])) changed++;
+          } else {
+            kept++;
+            assert.deepEqual(b, a, `${key}: an expert of an unmerged subnet never changes`);
+          }
+        }
+      }
+    }
+  }
+  assert.ok(changed > 0, 'the survivor\'s experts trained');
+  assert.ok(kept > 0, 'an unmerged subnet was compared (3 subnets in 2 clusters leave one alone)');
+  await assert.rejects(() => parseMethodOptions('cm-moe', { finetuneExperts: 'yes' }), /method\.finetuneExperts/);
+});
+
 test('evenlySpaced: first, last and evenly between, in order; the whole list when it is short', async () => {
   const { evenlySpaced } = await import('../../src/methods/cm-moe.ts');
   const xs = Array.from({ length: 10 }, (_, i) => i);
