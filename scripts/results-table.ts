@@ -12,7 +12,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 
-const ORDER = ['zeroshot-clip', 'cm-moe', 'cm-moe-taskfree', 'cm-moe-taskfree-ddas', 'cm-moe-unbounded', 'moe-adapters', 'adapter-clip', 'lora-clip', 'finetune', 'er', 'lwf', 'ewc'];
+const ORDER = ['zeroshot-clip', 'cm-moe', 'cm-moe-taskfree', 'cm-moe-taskfree-ddas', 'cm-moe-usage-average', 'cm-moe-finetune-experts', 'cm-moe-unbounded', 'moe-adapters', 'moe-adapters-ddas-relative', 'adapter-clip', 'lora-clip', 'finetune', 'er', 'lwf', 'ewc'];
 const json = (f: string) => JSON.parse(readFileSync(f, 'utf8')) as Record<string, unknown>;
 
 /** mean, std (null for one seed) and n of one number, from a summary or a single run. */

@@ -47,7 +47,15 @@ const E_ROWS: Row[] = [
   { bench: 'long-shift', label: 'cm-moe-taskfree', args: ['--set', 'method.name=cm-moe', '--set', 'run.taskBoundaries=false'] },
   // the issue's statistic alone: DDAS reconstruction errors, label novelty off
   { bench: 'long-shift', label: 'cm-moe-taskfree-ddas', args: ['--set', 'method.name=cm-moe', '--set', 'run.taskBoundaries=false', '--set', 'method.shift.labels=false'] },
+  // attempts at closing the A_last gap to the unbounded learner: the second merge rule, experts fine-tuned too
+  { bench: 'long-shift', label: 'cm-moe-usage-average', args: ['--set', 'method.name=cm-moe', '--set', 'method.mergeRule=usage-average'] },
+  { bench: 'long-shift', label: 'cm-moe-finetune-experts', args: ['--set', 'method.name=cm-moe', '--set', 'method.finetuneExperts=true'] },
 ];
+/** Variants beside issue D's methods on one benchmark (label, method, extra arguments). */
+const D_VARIANTS: Record<string, Array<{ label: string; method: string; args: string[] }>> = {
+  // DDAS routing by error ÷ own threshold (src/moe/ddas.ts), against the reference's least error
+  'mtil-mini': [{ label: 'moe-adapters-ddas-relative', method: 'moe-adapters', args: ['--set', 'method.ddas.routing=relative'] }],
+};
 
 /** The CNN track's rows (issue F): its four methods on the reduced stream. */
 const CNN_STREAM = 'omtp-reduced';
@@ -69,7 +77,10 @@ function plan(benches: string[]): Row[] {
   for (const b of benches) {
     if (b === 'long-shift') rows.push(...E_ROWS);
     else if (b === 'cnn' || b === `cnn/${CNN_STREAM}`) rows.push(...CNN_ROWS);
-    else for (const m of D_METHODS) rows.push({ bench: b, label: m, args: methodArgs(m) });
+    else {
+      for (const m of D_METHODS) rows.push({ bench: b, label: m, args: methodArgs(m) });
+      for (const v of D_VARIANTS[b] ?? []) rows.push({ bench: b, label: v.label, args: [...methodArgs(v.method), ...v.args] });
+    }
   }
   return rows;
 }
