@@ -19,7 +19,7 @@ import { createMethod, parseMethodOptions } from '../../src/methods/registry.ts'
 import { visibleClassesFor } from '../../src/methods/clip-trainer.ts';
 import { maskedSoftmax } from '../../src/methods/lwf.ts';
 import { MoeLayout } from '../../src/moe/layout.ts';
-import { stackedTensorName, stackExpertData } from '../../src/moe/hooks.ts';
+import { STACK_PARTS, stackedTensorName, stackExpertData } from '../../src/moe/hooks.ts';
 import { Rng } from '../../src/util/rng.ts';
 
 const REPO = fileURLToPath(new URL('../../', import.meta.url));
@@ -207,14 +207,37 @@ test('cm-moe: subnets open per task, merge beyond maxSubnets, deleted experts le
   await m.dispose();
 });
 
-test("cm-moe fine-tuning after a merge: 'epoch' shows each pooled sample once in batches of 16, a number takes that many steps", async () => {
+/** The type of what {@link threeToyTasks} drives. */
+interface TaskDriven {
+  beginTask(t: TaskInfo, c: TaskContext): Promise<void>;
+  endTask(t: TaskInfo, c: TaskContext): Promise<void>;
+  observe: (b: unknown, c: ObserveContext) => Promise<{ loss: number }>;
+}
+
+/**
+ * Three tasks of two toy classes each (one batch of 8 per task); after each task's batch every sample of the
+ * 24-sample toy set joins a fresh 500-sample memory under that task (24 per task, nothing evicted).
+ */
+async function threeToyTasks(m: TaskDriven): Promise<void> {
   const { makeDataset } = await import('../run/fixtures.ts');
   const { createReplay } = await import('../../src/data/replay.ts');
   const ds = makeDataset('toy', 'train', 4, 6, { pattern: true });
-  assert.equal(ds.length, 24);
+  const memory = createReplay({ kind: 'reservoir', capacity: 500 });
+  const mrng = new Rng(9);
+  for (let t = 0; t < 3; t++) {
+    const info = task(t, [t % 4, (t + 1) % 4]);
+    const exposed = [0, 1, 2, 3].slice(0, Math.min(4, t + 2));
+    await m.beginTask(info, { ...taskCtx(exposed), memory });
+    await m.observe(batch([0, 1, 0, 1, 0, 1, 0, 1].map((k) => (t + k) % 4)), { ...obsCtx(info, exposed), memory });
+    for (let i = 0; i < ds.length; i++) memory.add({ dataset: ds, index: i, label: ds.labels[i]!, task: t }, mrng);
+    await m.endTask(info, { ...taskCtx(exposed), memory });
+  }
+}
+
+test("cm-moe fine-tuning after a merge: 'epoch' shows each pooled sample once in batches of 16, a number takes that many steps", async () => {
+  const { makeDataset } = await import('../run/fixtures.ts');
+  assert.equal(makeDataset('toy', 'train', 4, 6, { pattern: true }).length, 24);
   const runWith = async (finetuneSteps: number | 'epoch', metricSamples = 32) => {
-    const memory = createReplay({ kind: 'reservoir', capacity: 500 });
-    const mrng = new Rng(9);
     const m = (await createMethod('cm-moe', { model: modelDir, expertsPerSubnet: 2, topK: 2, maxSubnets: 2, numClusters: 2, finetuneSteps, metricSamples, lr: 1e-2 }, env())) as never as {
       merges: { members: number[][]; ms: number; phasesMs?: Record<string, number>; metricSamples?: number; finetune?: { steps: number; samples: number } }[];
       beginTask(t: TaskInfo, c: TaskContext): Promise<void>;
@@ -222,15 +245,7 @@ test("cm-moe fine-tuning after a merge: 'epoch' shows each pooled sample once in
       observe: (b: unknown, c: ObserveContext) => Promise<{ loss: number }>;
       dispose(): Promise<void>;
     };
-    for (let t = 0; t < 3; t++) {
-      const info = task(t, [t % 4, (t + 1) % 4]);
-      const exposed = [0, 1, 2, 3].slice(0, Math.min(4, t + 2));
-      await m.beginTask(info, { ...taskCtx(exposed), memory });
-      await m.observe(batch([0, 1, 0, 1, 0, 1, 0, 1].map((k) => (t + k) % 4)), { ...obsCtx(info, exposed), memory });
-      // every sample of the toy set joins the memory under this task: 24 per task, nothing evicted
-      for (let i = 0; i < ds.length; i++) memory.add({ dataset: ds, index: i, label: ds.labels[i]!, task: t }, mrng);
-      await m.endTask(info, { ...taskCtx(exposed), memory });
-    }
+    await threeToyTasks(m);
     const merges = m.merges.map((g) => ({ members: g.members, ms: g.ms, phasesMs: g.phasesMs!, metricSamples: g.metricSamples, ...g.finetune! }));
     await m.dispose();
     return merges;
@@ -257,13 +272,7 @@ test("cm-moe fine-tuning after a merge: 'epoch' shows each pooled sample once in
 });
 
 test('cm-moe finetuneExperts: the merged subnet\'s kept experts train in its fine-tuning and freeze again; every other expert is bit-identical to the router-only run', async () => {
-  const { makeDataset } = await import('../run/fixtures.ts');
-  const { createReplay } = await import('../../src/data/replay.ts');
-  const { STACK_PARTS } = await import('../../src/moe/hooks.ts');
-  const ds = makeDataset('toy', 'train', 4, 6, { pattern: true });
   const runWith = async (finetuneExperts: boolean) => {
-    const memory = createReplay({ kind: 'reservoir', capacity: 500 });
-    const mrng = new Rng(9);
     const m = (await createMethod('cm-moe', { model: modelDir, expertsPerSubnet: 2, topK: 2, maxSubnets: 2, numClusters: 2, finetuneSteps: 2, finetuneExperts, lr: 1e-2 }, env())) as never as {
       moe: { layout: MoeLayout };
       registry: { subnets(): { id: number; router: number; experts: Record<string, number[]> }[] };
@@ -274,14 +283,7 @@ test('cm-moe finetuneExperts: the merged subnet\'s kept experts train in its fin
       observe: (b: unknown, c: ObserveContext) => Promise<{ loss: number }>;
       dispose(): Promise<void>;
     };
-    for (let t = 0; t < 3; t++) {
-      const info = task(t, [t % 4, (t + 1) % 4]);
-      const exposed = [0, 1, 2, 3].slice(0, Math.min(4, t + 2));
-      await m.beginTask(info, { ...taskCtx(exposed), memory });
-      await m.observe(batch([0, 1, 0, 1, 0, 1, 0, 1].map((k) => (t + k) % 4)), { ...obsCtx(info, exposed), memory });
-      for (let i = 0; i < ds.length; i++) memory.add({ dataset: ds, index: i, label: ds.labels[i]!, task: t }, mrng);
-      await m.endTask(info, { ...taskCtx(exposed), memory });
-    }
+    await threeToyTasks(m);
     const L = m.moe.layout;
     // each expert's rows of the four stacked tensors, by site and expert id
     const tensors = await m.moeTensors();
