@@ -109,7 +109,7 @@ test('switching method with --set method.name on a preset lists the keys the new
   await assert.rejects(loadRunConfigForCli(preset, ['method.name=moe-adapters', 'method.ddas.bogus=1']), (e: unknown) => {
     const m = (e as Error).message;
     assert.match(m, /^method\.ddas: Unrecognized key: "bogus"$/m);
-    assert.match(m, /^ {2}method 'moe-adapters', block ddas, takes: enabled, hidden, lr, threshold, quantile, scale — see `moeclip methods moe-adapters`$/m);
+    assert.match(m, /^ {2}method 'moe-adapters', block ddas, takes: enabled, hidden, lr, threshold, quantile, scale, routing — see `moeclip methods moe-adapters`$/m);
     assert.match(m, new RegExp(`--method ${join(REPO, 'presets', 'methods', 'moe-adapters.yaml').replace(/[.\\/]/g, (c) => `\\${c}`)}, or`));
     return true;
   });
