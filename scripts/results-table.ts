@@ -11,6 +11,7 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { seedStat } from '../src/run/seeds.ts';
 
 const ORDER = ['zeroshot-clip', 'cm-moe', 'cm-moe-taskfree', 'cm-moe-taskfree-ddas', 'cm-moe-usage-average', 'cm-moe-finetune-experts', 'cm-moe-unbounded', 'moe-adapters', 'moe-adapters-ddas-relative', 'adapter-clip', 'lora-clip', 'finetune', 'er', 'lwf', 'ewc'];
 const json = (f: string) => JSON.parse(readFileSync(f, 'utf8')) as Record<string, unknown>;
@@ -113,13 +114,8 @@ function seedRuns(dir: string): string[] {
   return seeds.length > 0 ? seeds : existsSync(join(dir, 'metrics.json')) ? [dir] : [];
 }
 
-/** mean and sample std (null for one value) of the numbers among `values`. */
-function cellOf(values: ReadonlyArray<number | undefined>): Cell {
-  const xs = values.filter((v): v is number => typeof v === 'number' && Number.isFinite(v));
-  if (xs.length === 0) return { mean: null, std: null };
-  const mean = xs.reduce((a, b) => a + b, 0) / xs.length;
-  return { mean, std: xs.length > 1 ? Math.sqrt(xs.reduce((a, x) => a + (x - mean) ** 2, 0) / (xs.length - 1)) : null };
-}
+/** mean and sample std (null for one value) of the numbers among `values` (the seed summary's rule). */
+const cellOf = (values: ReadonlyArray<number | undefined>): Cell => seedStat(values.map((v) => v ?? null));
 
 /**
  * The CNN track's tables from docs/results/cnn/<stream>/<method>/ (per seed `seed-<s>/` with metrics.json,
