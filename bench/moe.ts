@@ -6,6 +6,12 @@
  *   train_img_per_s (MoE), session_create_ms (MoE train session, first step minus a timed step),
  *   bytes_per_step (feeds + fetched outputs crossing the thread boundary per MoE step), state_bytes (resident
  *   tensors: backbone + MoE parameters + moments), traffic_share = bytes_per_step / state_bytes (target ≤ 1 %).
+ * Diagnosis of the gap: moe_optimizer_ms / dense_optimizer_ms time the AdamW update alone (optim.ts's `adamw`,
+ *   per-row step counters as in training, no masks: nothing is frozen at task 0) over each method's trainable
+ *   tensors, resident in a store of an in-process host with the engine's session options; and
+ *   moe_over_dense_without_optimizer = (moe_step_ms − moe_optimizer_ms) / (dense_step_ms − dense_optimizer_ms).
+ *   The optimizer touches every trainable expert each step, selected or not (as the reference's AdamW does:
+ *   unselected experts get zero gradients, and their moments still move them).
  * Options: --steps N (default 12), --threads N.
  */
 import { parseArgs } from 'node:util';
@@ -14,6 +20,12 @@ import { ClipResources, CLIP_RESOURCES, DEFAULT_CLIP_MODEL_DIR } from '../src/me
 import type { ObserveContext, StreamView, TaskInfo } from '../src/methods/method.ts';
 import type { Image } from '../src/data/types.ts';
 import { Rng } from '../src/util/rng.ts';
+import { availableParallelism } from 'node:os';
+import { Graph } from '../src/graph/builder.ts';
+import { adamw } from '../src/graph/optim.ts';
+import { add } from '../src/graph/ops/elementwise.ts';
+import { OrtHost } from '../src/runtime/ort-host.ts';
+import type { TensorData } from '../src/runtime/types.ts';
 
 const { values } = parseArgs({ options: { steps: { type: 'string', default: '12' }, threads: { type: 'string' } } });
 const steps = Number(values.steps);
@@ -45,6 +57,8 @@ interface Measured {
   bytesPerStep: number;
   stateBytes: number;
   params: number;
+  /** Trainable tensors: dims, and whether the step counter is per row ([E,1,1]). */
+  trainable: Array<{ dims: number[]; rowed: boolean }>;
 }
 
 async function measure(name: string, options: Record<string, unknown>): Promise<Measured> {
@@ -52,7 +66,7 @@ async function measure(name: string, options: Record<string, unknown>): Promise<
   const m = (await createMethod(name, { model: DEFAULT_CLIP_MODEL_DIR, ...options }, { stream: view, rng: new Rng(1), resources: { [CLIP_RESOURCES]: res } })) as never as {
     observe(b: unknown, c: ObserveContext): Promise<unknown>;
     beginTask?(t: TaskInfo, c: unknown): Promise<void>;
-    trainer: { engine: { stats(): { bytesToHost: number; bytesFromHost: number }; storeInfo(s: unknown): ReadonlyMap<string, { dims: number[] }> }; state: { store: unknown; paramCount: number } };
+    trainer: { engine: { stats(): { bytesToHost: number; bytesFromHost: number }; storeInfo(s: unknown): ReadonlyMap<string, { dims: number[] }> }; state: { store: unknown; paramCount: number; names: string[] } };
     dispose(): Promise<void>;
   };
   await m.beginTask?.(task, { ...view, rng: new Rng(2), memory: null, exposedClasses: [], samplesSeen: 0, reportPhase: () => {} });
@@ -71,14 +85,59 @@ async function measure(name: string, options: Record<string, unknown>): Promise<
   const s1 = m.trainer.engine.stats();
   const bytesPerStep = (s1.bytesToHost - s0.bytesToHost + s1.bytesFromHost - s0.bytesFromHost) / steps;
   let stateFloats = 0;
-  for (const info of m.trainer.engine.storeInfo(m.trainer.state.store).values()) stateFloats += info.dims.reduce((a, b) => a * b, 1);
+  const info = m.trainer.engine.storeInfo(m.trainer.state.store);
+  for (const i of info.values()) stateFloats += i.dims.reduce((a, b) => a * b, 1);
   const params = m.trainer.state.paramCount;
+  const trainable = m.trainer.state.names.map((n) => ({ dims: [...info.get(n)!.dims], rowed: (info.get(`${n}.t`)?.dims.length ?? 0) > 0 }));
   await m.dispose();
   await res.dispose();
-  return { first, step: median(times), bytesPerStep, stateBytes: stateFloats * 4, params };
+  return { first, step: median(times), bytesPerStep, stateBytes: stateFloats * 4, params, trainable };
 }
 
-const common = { lr: 1e-3, visibleClasses: 'all' as const };
+/** Median ms of the AdamW update alone over `tensors` (resident in a host store, replaced by `.next` each run). */
+async function optimizerMs(tensors: Measured['trainable'], weightDecay: number): Promise<number> {
+  const g = new Graph({ name: 'adamw_only' });
+  const lr = g.input('lr', 'float32', []);
+  const store: Record<string, TensorData> = {};
+  const replace: string[] = [];
+  const rng = new Rng(3);
+  const filled = (dims: number[], f: () => number): TensorData => ({ dtype: 'float32', dims, data: Float32Array.from({ length: dims.reduce((a, b) => a * b, 1) }, f) });
+  tensors.forEach(({ dims, rowed }, i) => {
+    const counterDims = rowed ? [dims[0]!, ...dims.slice(1).map(() => 1)] : [];
+    const names = [`p${i}`, `p${i}.m`, `p${i}.v`, `p${i}.g`, `p${i}.t`];
+    const [p, m, v, gr] = names.slice(0, 4).map((n) => g.input(n, 'float32', dims));
+    const t = g.input(names[4]!, 'float32', counterDims);
+    store[names[0]!] = filled(dims, () => 0.02 * rng.normal());
+    store[names[1]!] = filled(dims, () => 1e-3 * rng.normal());
+    store[names[2]!] = filled(dims, () => 1e-6 * rng.float());
+    store[names[3]!] = filled(dims, () => 1e-3 * rng.normal());
+    store[names[4]!] = filled(counterDims, () => 5);
+    const tNext = add(t, 1);
+    const r = adamw({ param: p!, grad: gr!, m: m!, v: v!, lr, step: tNext }, { weightDecay });
+    g.output(r.param, `p${i}.next`);
+    g.output(r.m, `p${i}.m.next`);
+    g.output(r.v, `p${i}.v.next`);
+    g.output(tNext, `p${i}.t.next`);
+    replace.push(names[0]!, names[1]!, names[2]!, names[4]!);
+  });
+  const host = await OrtHost.load();
+  await host.create(1, g.toBytes(), { threads: threads ?? availableParallelism(), optimizationLevel: 'all', disablePrepacking: false, logSeverity: 3 });
+  await host.createStore(1, 'adamw');
+  await host.putTensors(1, store);
+  const inputs = Object.fromEntries(Object.keys(store).map((n) => [n, 1]));
+  const plan = { inputs, update: 1, replace, returned: [] };
+  const lrFeed: Record<string, TensorData> = { lr: { dtype: 'float32', dims: [], data: new Float32Array([1e-3]) } };
+  const times: number[] = [];
+  for (let i = 0; i < steps + 2; i++) {
+    const t0 = performance.now();
+    await host.run(1, lrFeed, undefined, plan);
+    if (i >= 2) times.push(performance.now() - t0);
+  }
+  await host.releaseAll();
+  return median(times);
+}
+
+const common = { lr: 1e-3, visibleClasses: 'all' as const, weightDecay: 0 };
 const moe = await measure('moe-adapters', { ...common, experts: 22, topK: 2, routers: 'shared', ddas: { enabled: false } });
 const dense = await measure('adapter-clip', { ...common });
 // the backbone lives in its own resident store (shared by every session): count it into the state size
@@ -86,6 +145,9 @@ const { loadClip } = await import('../src/clip/load.ts');
 let backbone = 0;
 for (const w of loadClip(DEFAULT_CLIP_MODEL_DIR).weights.values()) backbone += w.data.length;
 const stateBytes = moe.stateBytes + backbone * 4;
+process.stderr.write('timing the AdamW update alone over each trainable set\n');
+const moeOpt = await optimizerMs(moe.trainable, common.weightDecay);
+const denseOpt = await optimizerMs(dense.trainable, common.weightDecay);
 const out = {
   moe_step_ms: Math.round(moe.step),
   dense_step_ms: Math.round(dense.step),
@@ -95,6 +157,9 @@ const out = {
   bytes_per_step: Math.round(moe.bytesPerStep),
   state_bytes: stateBytes,
   traffic_share: Number((moe.bytesPerStep / stateBytes).toFixed(5)),
+  moe_optimizer_ms: Number(moeOpt.toFixed(1)),
+  dense_optimizer_ms: Number(denseOpt.toFixed(1)),
+  moe_over_dense_without_optimizer: Number(((moe.step - moeOpt) / (dense.step - denseOpt)).toFixed(3)),
   moe_trainable_params: moe.params,
   dense_trainable_params: dense.params,
   steps,
