@@ -29,7 +29,9 @@ import type { TensorData } from '../src/runtime/types.ts';
 
 const { values } = parseArgs({ options: { steps: { type: 'string', default: '12' }, threads: { type: 'string' } } });
 const steps = Number(values.steps);
+if (!Number.isInteger(steps) || steps < 1) throw new Error(`bench:moe --steps: expected an integer ≥ 1, got '${values.steps}'`);
 const threads = values.threads ? Number(values.threads) : undefined;
+if (threads !== undefined && (!Number.isInteger(threads) || threads < 1)) throw new Error(`bench:moe --threads: expected an integer ≥ 1, got '${values.threads}'`);
 const classes = Array.from({ length: 10 }, (_, i) => `class ${i}`);
 const view: StreamView = { classNames: classes, templatesFor: () => ['a photo of a {}.'], kind: 'class-incremental' };
 const rng = new Rng(7);
