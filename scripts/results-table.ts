@@ -102,7 +102,7 @@ export function resultsTables(root: string): string {
   return `${out.join('\n')}\n${cnnTables(join(root, 'cnn'))}`;
 }
 
-const CNN_ORDER = ['cnn-subnets', 'cnn-prune', 'cnn-replay', 'cnn-finetune'];
+const CNN_ORDER = ['cnn-subnets', 'cnn-subnets-train3', 'cnn-prune', 'cnn-replay', 'cnn-finetune'];
 
 /** The run folders of a results row: its `seed-<s>/` folders (seed order), or the row itself for one older run. */
 function seedRuns(dir: string): string[] {
@@ -129,7 +129,7 @@ export function cnnTables(root: string): string {
   const out: string[] = [];
   for (const bench of readdirSync(root).filter((d) => !d.includes('.')).sort()) {
     const dir = join(root, bench);
-    const labels = readdirSync(dir).filter((m) => seedRuns(join(dir, m)).length > 0);
+    const labels = readdirSync(dir, { withFileTypes: true }).filter((d) => d.isDirectory() && seedRuns(join(dir, d.name)).length > 0).map((d) => d.name);
     labels.sort((a, b) => (CNN_ORDER.indexOf(a) + 1 || 99) - (CNN_ORDER.indexOf(b) + 1 || 99) || a.localeCompare(b));
     if (labels.length === 0) continue;
     out.push(`### ${bench} (CNN track)`, '', '| method | online | A_last | Last | total s | train s | merges (s) | training FLOPs | free capacity at end | seeds |', '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
