@@ -53,10 +53,17 @@ const E_ROWS: Row[] = [
   { bench: 'long-shift', label: 'cm-moe-usage-average', args: ['--set', 'method.name=cm-moe', '--set', 'method.mergeRule=usage-average'] },
   { bench: 'long-shift', label: 'cm-moe-finetune-experts', args: ['--set', 'method.name=cm-moe', '--set', 'method.finetuneExperts=true'] },
 ];
+/** DDAS routing by error ÷ own threshold, the threshold the 0.9 quantile of a task's own errors with no margin. */
+const DDAS_Q90 = ['--set', 'method.ddas.routing=relative', '--set', 'method.ddas.quantile=0.9', '--set', 'method.ddas.scale=1.0'];
 /** Variants beside issue D's methods on one benchmark (label, method, extra arguments). */
 const D_VARIANTS: Record<string, Array<{ label: string; method: string; args: string[] }>> = {
   // DDAS routing by error ÷ own threshold (src/moe/ddas.ts), against the reference's least error
-  'mtil-mini': [{ label: 'moe-adapters-ddas-relative', method: 'moe-adapters', args: ['--set', 'method.ddas.routing=relative'] }],
+  'mtil-mini': [
+    { label: 'moe-adapters-ddas-relative', method: 'moe-adapters', args: ['--set', 'method.ddas.routing=relative'] },
+    // relative routing with a tighter threshold (DDAS_Q90)
+    { label: 'moe-adapters-ddas-relative-q90', method: 'moe-adapters', args: DDAS_Q90 },
+    { label: 'cm-moe-ddas-relative-q90', method: 'cm-moe', args: DDAS_Q90 },
+  ],
   // the only issue-D benchmark where cm-moe merges (10 tasks > maxSubnets 5); on mtil-mini and si-blurry it never
   // merges, so its run there is its unbounded form's
   'split-tinyimagenet-heldout': [{ label: 'cm-moe-unbounded', method: 'cm-moe', args: UNBOUNDED_ARGS.slice(2) }],
