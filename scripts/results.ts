@@ -52,6 +52,9 @@ const E_ROWS: Row[] = [
   // attempts at closing the A_last gap to the unbounded learner: the second merge rule, experts fine-tuned too
   { bench: 'long-shift', label: 'cm-moe-usage-average', args: ['--set', 'method.name=cm-moe', '--set', 'method.mergeRule=usage-average'] },
   { bench: 'long-shift', label: 'cm-moe-finetune-experts', args: ['--set', 'method.name=cm-moe', '--set', 'method.finetuneExperts=true'] },
+  // a larger budget still within half the unbounded learner's experts ((7 + 1) · 4 = 32 ≤ 68 / 2)
+  { bench: 'long-shift', label: 'cm-moe-max7', args: ['--set', 'method.name=cm-moe', '--set', 'method.maxSubnets=7'] },
+  { bench: 'long-shift', label: 'cm-moe-max7-k5', args: ['--set', 'method.name=cm-moe', '--set', 'method.maxSubnets=7', '--set', 'method.numClusters=5'] },
 ];
 /** DDAS routing by error ÷ own threshold, the threshold the 0.9 quantile of a task's own errors with no margin. */
 const DDAS_Q90 = ['--set', 'method.ddas.routing=relative', '--set', 'method.ddas.quantile=0.9', '--set', 'method.ddas.scale=1.0'];
